@@ -1,0 +1,1 @@
+"""protege.distill."""

@@ -1,0 +1,11 @@
+"""The one error type for bad user input."""
+
+__all__ = ["ProtegeError"]
+
+
+class ProtegeError(ValueError):
+    """Bad input from the user: the message is one line naming the problem and the fix.
+
+    The CLI prints it without a traceback and exits with code 2; the library raises it
+    before any training starts or any output is written.
+    """

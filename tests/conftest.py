@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny WordPiece tokenizer, tiny random classifiers and tiny data files.
+
+Everything is built in-process (no downloads) and cached per session; tests that mutate a
+model get a deep copy.
+"""
+
+import copy
+import random
+
+import pytest
+
+WORDS = (
+    "the a an movie film plot actor story this that is was it and but very really not "
+    "good great fine wonderful superb lovely bad awful boring terrible dull poor "
+    "sports business world science game team market stock city police "
+    "one two three he she they we you i of to in on for with"
+).split()
+POSITIVE = ["good", "great", "wonderful", "superb", "lovely", "fine"]
+NEGATIVE = ["bad", "awful", "boring", "terrible", "dull", "poor"]
+NEUTRAL = [w for w in WORDS if w not in POSITIVE + NEGATIVE]
+
+
+def build_tokenizer(directory):
+    """A BertTokenizerFast over WORDS plus letters, saved in ``directory``."""
+    from transformers import BertTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz.,!?'"] + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(directory)
+    return tok
+
+
+def tiny_bert_config(vocab_size, num_labels=2, layers=4, hidden=32, **kw):
+    """A 4-layer, hidden-32 BERT config for tests."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=num_labels, **kw,
+    )
+
+
+def make_sentences(n, seed=0, pair=False):
+    """Synthetic sentiment data: label 1 iff the sentence holds more positive than negative words."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        words = rng.sample(NEUTRAL, rng.randint(2, 8))
+        words += rng.sample(POSITIVE if label else NEGATIVE, rng.randint(1, 2))
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory):
+    """Folder holding the tiny tokenizer."""
+    d = tmp_path_factory.mktemp("tok")
+    build_tokenizer(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_tokenizer_dir):
+    """The tiny tokenizer object."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def _tiny_teacher_session(tmp_path_factory, tiny_tokenizer):
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = tiny_bert_config(len(tiny_tokenizer), id2label={0: "negative", 1: "positive"},
+                           label2id={"negative": 0, "positive": 1})
+    model = BertForSequenceClassification(cfg).eval()
+    d = tmp_path_factory.mktemp("teacher")
+    model.save_pretrained(d)
+    tiny_tokenizer.save_pretrained(d)
+    return model, d
+
+
+@pytest.fixture
+def tiny_teacher(_tiny_teacher_session):
+    """A fresh copy of a 4-layer hidden-32 BERT classifier (random weights, eval mode)."""
+    return copy.deepcopy(_tiny_teacher_session[0])
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_dir(_tiny_teacher_session):
+    """A save_pretrained folder (model + tokenizer) of the tiny teacher; do not modify."""
+    return _tiny_teacher_session[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """train.tsv / dev.tsv with columns sentence, label (ints), plus label-name and pair variants."""
+    d = tmp_path_factory.mktemp("data")
+    for name, n, seed in [("train", 160, 1), ("dev", 48, 2)]:
+        rows = make_sentences(n, seed)
+        (d / f"{name}.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in rows))
+        names = ["negative", "positive"]
+        (d / f"{name}_names.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{names[y]}\n" for s, y in rows))
+    return d
