@@ -21,14 +21,26 @@ NEUTRAL = [w for w in WORDS if w not in POSITIVE + NEGATIVE]
 
 
 def build_tokenizer(directory):
-    """A BertTokenizerFast over WORDS plus letters, saved in ``directory``."""
-    from transformers import BertTokenizerFast
+    """A WordPiece tokenizer (BERT-style) over WORDS plus letters, saved in ``directory``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
-    vocab += [c for c in "abcdefghijklmnopqrstuvwxyz.,!?'"] + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab += list("abcdefghijklmnopqrstuvwxyz.,!?'") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab))}
+    tk = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.decoder = decoders.WordPiece()
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
     tok.save_pretrained(directory)
     return tok
 

@@ -1,1 +1,34 @@
-"""protege.data."""
+"""protege.data: reading labelled text tables, tokenising and batching, and the built-in assets.
+
+Importing this package is cheap: pandas, datasets and torch load only when a function needs them.
+"""
+
+from protege.data.assets import minilm_dir, rotten_tomatoes
+from protege.data.batching import batch_indices, collate, encode, iterate_batches
+from protege.data.tables import (
+    CLASSIFICATION,
+    REGRESSION,
+    Examples,
+    LabelSpace,
+    infer_label_space,
+    load_examples,
+    map_labels,
+    read_table,
+)
+
+__all__ = [
+    "CLASSIFICATION",
+    "REGRESSION",
+    "Examples",
+    "LabelSpace",
+    "read_table",
+    "load_examples",
+    "infer_label_space",
+    "map_labels",
+    "encode",
+    "batch_indices",
+    "collate",
+    "iterate_batches",
+    "minilm_dir",
+    "rotten_tomatoes",
+]

@@ -1,0 +1,63 @@
+"""The ``protege`` console script: one verb per capability, each a thin wrapper over a library function.
+
+Imports are lazy so that ``protege --help`` answers at once; torch and transformers load only
+when a verb runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "VERBS"]
+
+# verb -> (module, add-arguments function, run function, one-line help)
+VERBS = {
+    "demo": ("protege.cli.demo", "add_demo", "run_demo", "run the built-in default end to end (MiniLM teacher, 3-layer student, Rotten Tomatoes)"),
+    "finetune": ("protege.cli.train_verbs", "add_finetune", "run_finetune", "fine-tune a pretrained backbone into a classifier (a teacher)"),
+    "distill": ("protege.cli.train_verbs", "add_distill", "run_distill", "distil a classifier into a smaller student"),
+    "evaluate": ("protege.cli.evaluate", "add_evaluate", "run_evaluate", "quality, agreement, size and speed of a model, vs its teacher"),
+}
+
+
+def _parser(verb: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="protege", description="Turn a large transformer into a small, fast one that behaves like it.")
+    from protege import __version__
+
+    parser.add_argument("--version", action="version", version=f"protege {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module, add, _, help_text) in VERBS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == verb:  # only the chosen verb's flags are built (cheap --help for the rest)
+            getattr(importlib.import_module(module), add)(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    from protege.errors import ProtegeError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = _parser(verb if verb in VERBS else None)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not args.verb:
+        parser.print_help()
+        return 2
+    module, _, run, _ = VERBS[args.verb]
+    try:
+        return getattr(importlib.import_module(module), run)(args)
+    except ProtegeError as err:
+        print(f"protege: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("protege: interrupted; run the same command with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""``protege finetune`` and ``protege distill``: thin wrappers over the library functions."""
+
+from __future__ import annotations
+
+import argparse
+
+from protege.cli.options import add_config_arguments, config_from_args
+from protege.distill.config import DistillConfig, FinetuneConfig
+
+__all__ = ["add_finetune", "run_finetune", "add_distill", "run_distill"]
+
+
+def add_finetune(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``protege finetune`` (the fields of FinetuneConfig)."""
+    add_config_arguments(parser, FinetuneConfig)
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune, then print the report."""
+    from protege.distill.api import finetune
+    from protege.evaluate.report import format_report
+
+    metrics = finetune(config_from_args(FinetuneConfig, args))
+    print(format_report(metrics))
+    print(f"saved to {metrics['model']}")
+    return 0
+
+
+def add_distill(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``protege distill`` (the fields of DistillConfig)."""
+    add_config_arguments(parser, DistillConfig)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    """Distil, then print the student-vs-teacher report."""
+    from protege.distill.api import distill
+    from protege.evaluate.report import format_report
+
+    metrics = distill(config_from_args(DistillConfig, args))
+    print(format_report(metrics))
+    print(f"saved to {metrics['model']}")
+    return 0

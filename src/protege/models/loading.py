@@ -1,0 +1,110 @@
+"""Loading teachers, backbones and tokenizers from local folders or hub ids, with clear errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from protege.errors import ProtegeError
+
+__all__ = ["load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' info/warning logging (we report what matters ourselves)."""
+    from transformers.utils import logging
+
+    from huggingface_hub.utils import disable_progress_bars
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    disable_progress_bars()
+
+
+def _looks_local(name: str) -> bool:
+    # Hub ids are "name" or "org/name"; anything else with a path shape is meant as a folder.
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+
+
+def _describe_failure(name: str, err: Exception) -> ProtegeError:
+    if not Path(name).expanduser().exists() and _looks_local(name):
+        return ProtegeError(f"{name}: no such model folder; pass a save_pretrained folder or a hub id")
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return ProtegeError(f"could not load model '{name}' ({first[:200]}); pass a local save_pretrained folder")
+
+
+def load_config(name: str):
+    """``AutoConfig.from_pretrained(name)`` with a one-line error for missing folders and hub failures."""
+    from transformers import AutoConfig
+
+    path = Path(name).expanduser()
+    if path.exists() and path.is_dir() and not (path / "config.json").exists():
+        raise ProtegeError(f"{name}: no config.json in this folder; pass a save_pretrained model folder")
+    try:
+        return AutoConfig.from_pretrained(str(path) if path.exists() else name)
+    except (OSError, ValueError, KeyError) as err:
+        raise _describe_failure(name, err) from None
+
+
+def problem_type_of(config) -> str:
+    """``"regression"`` for one-output heads, else ``"single_label_classification"``."""
+    if config.problem_type in ("regression", "single_label_classification"):
+        return config.problem_type
+    if config.problem_type == "multi_label_classification":
+        raise ProtegeError("multi-label classifiers are not supported yet; use a single-label or regression teacher")
+    return "regression" if config.num_labels == 1 else "single_label_classification"
+
+
+def load_classifier(name: str, *, role: str = "teacher", attn_implementation: str | None = None):
+    """Load a fine-tuned ``AutoModelForSequenceClassification`` (eval mode) or fail clearly.
+
+    ``role`` only words the messages ("teacher", "model").
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    config = load_config(name)
+    archs = config.architectures or []
+    if not any(a.endswith("ForSequenceClassification") for a in archs):
+        what = ", ".join(archs) or "unknown"
+        raise ProtegeError(
+            f"{role} '{name}' is not a sequence classifier (architectures: {what}); "
+            f"fine-tune it first: protege finetune --model {name} --train ... --out runs/teacher"
+        )
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    path = Path(name).expanduser()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
+    except (OSError, ValueError) as err:
+        raise _describe_failure(name, err) from None
+    problem_type_of(model.config)
+    return model.eval()
+
+
+def load_tokenizer(name: str):
+    """``AutoTokenizer.from_pretrained`` (fast) or a one-line error."""
+    from transformers import AutoTokenizer
+
+    path = Path(name).expanduser()
+    try:
+        return AutoTokenizer.from_pretrained(str(path) if path.exists() else name)
+    except (OSError, ValueError, TypeError) as err:
+        raise ProtegeError(f"could not load a tokenizer from '{name}' ({str(err).splitlines()[0][:160]}); the folder needs tokenizer files") from None
+
+
+def load_backbone_as_classifier(name: str, *, problem_type: str, id2label: dict[int, str] | None, attn_implementation: str | None = None):
+    """A pretrained backbone (or classifier) with a fresh head for ``problem_type``/``id2label``."""
+    from transformers import AutoModelForSequenceClassification
+
+    load_config(name)
+    num_labels = 1 if problem_type == "regression" else len(id2label)
+    kwargs = dict(num_labels=num_labels, problem_type=problem_type, ignore_mismatched_sizes=True)
+    if id2label:
+        kwargs.update(id2label={int(k): str(v) for k, v in id2label.items()},
+                      label2id={str(v): int(k) for k, v in id2label.items()})
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    path = Path(name).expanduser()
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
+    except (OSError, ValueError) as err:
+        raise _describe_failure(name, err) from None

@@ -1,0 +1,120 @@
+"""Building a student from a teacher: keep layers, shrink the configuration, or load another model.
+
+DistilBERT (Sanh et al. 2019) initialised its student by keeping every other teacher layer;
+Turc et al. (2019) showed that a good initialisation matters more than the loss. The three ways
+here are the three a user reaches for:
+
+- ``keep_layers(teacher, [0, 2, 4])``: embeddings, the kept blocks and the head, copied;
+- ``smaller_student(teacher.config, num_layers=4, hidden_size=256)``: same architecture, random init;
+- ``pretrained_student("some/compact-model", teacher)``: any other checkpoint, with a new head.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from protege.errors import ProtegeError
+from protege.models.adapters import ffn_size_key, num_layers, replace_blocks
+from protege.models.adapters import hidden_size as _width_of
+from protege.models.adapters import num_heads as _heads_of
+
+__all__ = ["parse_layer_spec", "keep_layers", "smaller_student", "pretrained_student", "check_same_vocabulary"]
+
+
+def parse_layer_spec(spec: str | list[int] | tuple[int, ...], total: int) -> list[int]:
+    """Turn a layer spec into 0-based indices of teacher blocks to keep.
+
+    Accepts a list of ints, ``"0,2,4"``, ``"every-other"`` (0, 2, 4, ... as DistilBERT),
+    ``"uniform:K"`` (K blocks spread evenly from the first to the last) or ``"first:K"``.
+    """
+    hint = "use e.g. 0,2,4, every-other, uniform:3 or first:3"
+    if isinstance(spec, (list, tuple)):
+        layers = [int(x) for x in spec]
+    else:
+        text = str(spec).strip().lower()
+        if text == "every-other":
+            layers = list(range(0, total, 2))
+        elif text.startswith(("uniform:", "first:")):
+            kind, _, count = text.partition(":")
+            if not count.isdigit() or not 1 <= int(count) <= total:
+                raise ProtegeError(f"invalid layer spec '{spec}': K must be between 1 and {total}; {hint}")
+            k = int(count)
+            if kind == "first":
+                layers = list(range(k))
+            else:
+                layers = [round(i * (total - 1) / (k - 1)) for i in range(k)] if k > 1 else [total - 1]
+        else:
+            try:
+                layers = [int(x) for x in text.replace(" ", "").split(",") if x != ""]
+            except ValueError:
+                raise ProtegeError(f"invalid layer spec '{spec}'; {hint}") from None
+    if not layers:
+        raise ProtegeError(f"invalid layer spec '{spec}': no layers; {hint}")
+    bad = [x for x in layers if not 0 <= x < total]
+    if bad:
+        raise ProtegeError(f"invalid layer spec '{spec}': layer {bad[0]} is outside 0..{total - 1} (the teacher has {total} layers)")
+    if any(b <= a for a, b in zip(layers, layers[1:])):
+        raise ProtegeError(f"invalid layer spec '{spec}': layers must be strictly increasing, without repeats")
+    return layers
+
+
+def keep_layers(teacher, layers) -> "object":
+    """A new model with the teacher's embeddings, blocks ``layers`` and head, copied exactly.
+
+    ``layers`` is anything :func:`parse_layer_spec` accepts. The teacher is left untouched.
+    """
+    keep = parse_layer_spec(layers, num_layers(teacher.config))
+    student = copy.deepcopy(teacher)
+    replace_blocks(student, keep)
+    return student
+
+
+def smaller_student(config, *, num_layers: int | None = None, hidden_size: int | None = None,
+                    num_heads: int | None = None, ffn_size: int | None = None, seed: int = 0):
+    """A randomly initialised classifier of the same architecture with a smaller configuration.
+
+    Unset sizes are taken from ``config`` (the teacher's); the label space is kept.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    cfg = copy.deepcopy(config)
+    width = hidden_size or _width_of(cfg)
+    heads = num_heads or _heads_of(cfg)
+    for name, value in (("--student-num-layers", num_layers), ("--student-hidden", hidden_size),
+                        ("--student-heads", num_heads), ("--student-ffn-size", ffn_size)):
+        if value is not None and value < 1:
+            raise ProtegeError(f"{name} must be a positive integer, got {value}")
+    if width % heads:
+        raise ProtegeError(f"student width {width} is not divisible by {heads} heads; choose --student-heads that divides --student-hidden")
+    if num_layers:
+        cfg.num_hidden_layers = num_layers
+    cfg.hidden_size = width
+    cfg.num_attention_heads = heads
+    if ffn_size or hidden_size:
+        key = ffn_size_key(cfg)
+        setattr(cfg, key, ffn_size or 4 * width)
+    if getattr(cfg, "layer_types", None) is not None and len(cfg.layer_types) != cfg.num_hidden_layers:
+        cfg.layer_types = cfg.layer_types[: cfg.num_hidden_layers]
+    cfg.architectures = None
+    torch.manual_seed(seed)
+    return AutoModelForSequenceClassification.from_config(cfg)
+
+
+def pretrained_student(name: str, teacher_config, *, attn_implementation: str | None = None):
+    """Any pretrained checkpoint as the student, with a head for the teacher's label space."""
+    from protege.models.loading import load_backbone_as_classifier, problem_type_of
+
+    problem = problem_type_of(teacher_config)
+    id2label = None if problem == "regression" else dict(teacher_config.id2label)
+    return load_backbone_as_classifier(name, problem_type=problem, id2label=id2label, attn_implementation=attn_implementation)
+
+
+def check_same_vocabulary(teacher_tokenizer, student_tokenizer, *, student_name: str) -> None:
+    """Fail before training when the student does not read text the way the teacher does."""
+    if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        raise ProtegeError(
+            f"student '{student_name}' has a different vocabulary from the teacher "
+            f"({len(student_tokenizer)} vs {len(teacher_tokenizer)} tokens); pick a student with the teacher's tokenizer "
+            "or build one from the teacher with --student-layers / --student-num-layers"
+        )
