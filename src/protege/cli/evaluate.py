@@ -20,6 +20,7 @@ def add_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=128, metavar="N")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N")
     parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True, help="measure CPU latency and throughput")
+    parser.add_argument("--speed-seconds", type=float, default=10.0, metavar="X", help="time budget per model for the speed measurement")
     parser.add_argument("--out", metavar="FILE.json", help="also write the metrics to this JSON file")
     parser.add_argument("--device", default="auto")
 

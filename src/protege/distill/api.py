@@ -75,7 +75,8 @@ def _finish(cfg, stage, model, tokenizer, result, report_kwargs, extra: dict) ->
     tokenizer.save_pretrained(stage)
     _log("measuring quality, size and speed ...")
     with torch.inference_mode():
-        metrics = compare_models((cfg.out, model, tokenizer, stage), speed=cfg.speed, max_length=cfg.max_length, **report_kwargs)
+        metrics = compare_models((cfg.out, model, tokenizer, stage), speed=cfg.speed, speed_seconds=cfg.speed_seconds,
+                                 max_length=cfg.max_length, **report_kwargs)
     metrics["model"] = str(cfg.out)
     metrics["training"] = {"steps": result.steps, "seconds": round(result.seconds, 1),
                            "examples_per_s": round(result.examples_per_s, 2), "best_step": result.best_step,

@@ -53,6 +53,7 @@ class TrainSettings:
     precision: str = _f("auto", "auto, fp32, bf16 or fp16 (autocast; auto uses bf16 on GPUs that support it, fp32 on CPU)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
     speed: bool = _f(True, "measure CPU latency/throughput in the final report")
+    speed_seconds: float = _f(10.0, "time budget per model for the speed measurement")
     resume: bool = _f(False, "continue an interrupted run from its last checkpoint")
     overwrite: bool = _f(False, "replace the output folder if it exists")
     progress: bool = _f(True, "show a progress bar")
@@ -69,6 +70,8 @@ class TrainSettings:
             raise ProtegeError(f"--lr must be > 0, got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
             raise ProtegeError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not self.speed_seconds > 0:
+            raise ProtegeError(f"--speed-seconds must be > 0, got {self.speed_seconds}")
         if self.weight_decay < 0 or self.max_grad_norm < 0 or self.patience < 0:
             raise ProtegeError("--weight-decay, --max-grad-norm and --patience must be >= 0")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

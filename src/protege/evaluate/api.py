@@ -22,7 +22,8 @@ SPEED_TEXTS = 64
 
 
 def compare_models(student, teacher=None, *, examples=None, problem_type: str, max_length: int = 128,
-                   batch_size: int = 64, speed: bool = True, device=None, teacher_logits=None) -> dict:
+                   batch_size: int = 64, speed: bool = True, speed_seconds: float = 10.0, device=None,
+                   teacher_logits=None) -> dict:
     """Measure a student (and optionally its teacher) on the same examples and machine.
 
     ``student`` and ``teacher`` are ``(name, model, tokenizer, folder_or_None)``; ``examples``
@@ -57,7 +58,7 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
         models = {}
         for role, (_, model, tokenizer, _) in entries.items():
             models[role] = (model.to("cpu"), tokenizer)
-        timings = compare_speed(models, texts, max_length=max_length)
+        timings = compare_speed(models, texts, max_length=max_length, max_seconds=speed_seconds)
         for role in entries:
             parts[role]["speed"] = timings[role]
     result = {**parts["student"], "problem_type": problem_type, "primary_metric": primary_metric(problem_type)}
@@ -78,7 +79,7 @@ def _flat(part: dict, problem_type: str) -> dict:
 def evaluate(model: str, *, eval: str | None = None, compare: str | None = None, text_column: str | None = None,
              text_pair_column: str | None = None, label_column: str | None = None, split: str | None = None,
              max_eval_examples: int | None = None, max_length: int = 128, batch_size: int = 64, speed: bool = True,
-             out: str | None = None, device: str = "auto") -> dict:
+             speed_seconds: float = 10.0, out: str | None = None, device: str = "auto") -> dict:
     """Evaluate a classifier folder (or hub id) on ``eval`` and compare it with ``compare`` (its teacher).
 
     Returns the metrics dict; writes it as JSON to ``out`` when given. Labels are mapped to the
@@ -107,7 +108,8 @@ def evaluate(model: str, *, eval: str | None = None, compare: str | None = None,
     entry = lambda name, m: (name, m.to(dev), load_tokenizer(name), name if Path(name).is_dir() else None)  # noqa: E731
     with torch.inference_mode():
         result = compare_models(entry(model, student), entry(compare, teacher) if teacher else None, examples=examples,
-                                problem_type=problem, max_length=max_length, batch_size=batch_size, speed=speed, device=dev)
+                                problem_type=problem, max_length=max_length, batch_size=batch_size, speed=speed,
+                                speed_seconds=speed_seconds, device=dev)
     if out:
         write_json_atomic(out, result)
     return result

@@ -1,0 +1,63 @@
+"""Builders for tests: a tiny WordPiece tokenizer, tiny BERT configs, synthetic sentiment data."""
+
+import random
+
+WORDS = (
+    "the a an movie film plot actor story this that is was it and but very really not "
+    "good great fine wonderful superb lovely bad awful boring terrible dull poor "
+    "sports business world science game team market stock city police "
+    "one two three he she they we you i of to in on for with"
+).split()
+POSITIVE = ["good", "great", "wonderful", "superb", "lovely", "fine"]
+NEGATIVE = ["bad", "awful", "boring", "terrible", "dull", "poor"]
+NEUTRAL = [w for w in WORDS if w not in POSITIVE + NEGATIVE]
+
+
+def build_tokenizer(directory):
+    """A WordPiece tokenizer (BERT-style) over WORDS plus letters, saved in ``directory``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+    vocab += list("abcdefghijklmnopqrstuvwxyz.,!?'") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab))}
+    tk = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.decoder = decoders.WordPiece()
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(directory)
+    return tok
+
+
+def tiny_bert_config(vocab_size, num_labels=2, layers=4, hidden=32, **kw):
+    """A 4-layer, hidden-32 BERT config for tests."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=num_labels, **kw,
+    )
+
+
+def make_sentences(n, seed=0, pair=False):
+    """Synthetic sentiment data: label 1 iff the sentence holds more positive than negative words."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        words = rng.sample(NEUTRAL, rng.randint(2, 8))
+        words += rng.sample(POSITIVE if label else NEGATIVE, rng.randint(1, 2))
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
