@@ -1,0 +1,20 @@
+"""Every shipped recipe is a valid config (torchtune's habit: one parametrised test over all)."""
+
+from pathlib import Path
+
+import pytest
+
+from protege.distill.config import DistillConfig, build_config, load_recipe
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+
+
+def test_there_are_recipes():
+    assert RECIPES
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_builds_a_valid_config(path):
+    values = {"teacher": "t", "train": "train.tsv", "out": "o", **load_recipe(path)}
+    cfg = build_config(DistillConfig, values, source=str(path))
+    assert cfg.temperature > 0
