@@ -16,8 +16,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "finetune": "protege.distill.api",
     "distill": "protege.distill.api",
+    "cache_teacher": "protege.distill.api",
     "evaluate": "protege.evaluate.api",
+    "prune": "protege.prune.api",
     "compare_models": "protege.evaluate.api",
+    "report": "protege.report",
     "DistillConfig": "protege.distill.config",
     "FinetuneConfig": "protege.distill.config",
     "TrainSettings": "protege.distill.config",

@@ -17,7 +17,10 @@ VERBS = {
     "demo": ("protege.cli.demo", "add_demo", "run_demo", "run the built-in default end to end (MiniLM teacher, 3-layer student, Rotten Tomatoes)"),
     "finetune": ("protege.cli.train_verbs", "add_finetune", "run_finetune", "fine-tune a pretrained backbone into a classifier (a teacher)"),
     "distill": ("protege.cli.train_verbs", "add_distill", "run_distill", "distil a classifier into a smaller student"),
+    "cache-teacher": ("protege.cli.train_verbs", "add_cache", "run_cache", "run the teacher once over a dataset and cache its outputs for distill"),
     "evaluate": ("protege.cli.evaluate", "add_evaluate", "run_evaluate", "quality, agreement, size and speed of a model, vs its teacher"),
+    "prune": ("protege.cli.prune", "add_prune", "run_prune", "prune a classifier: magnitude, lottery tickets (imp), gradual, structured (heads, FFN, layers)"),
+    "report": ("protege.cli.report", "add_report", "run_report", "compare runs against their teachers: table, plots, an HTML page"),
 }
 
 

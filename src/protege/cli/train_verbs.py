@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from protege.cli.options import add_config_arguments, config_from_args
-from protege.distill.config import DistillConfig, FinetuneConfig
+from protege.distill.config import CacheConfig, DistillConfig, FinetuneConfig
 
-__all__ = ["add_finetune", "run_finetune", "add_distill", "run_distill"]
+__all__ = ["add_finetune", "run_finetune", "add_distill", "run_distill", "add_cache", "run_cache"]
 
 
 def add_finetune(parser: argparse.ArgumentParser) -> None:
@@ -39,4 +39,18 @@ def run_distill(args: argparse.Namespace) -> int:
     metrics = distill(config_from_args(DistillConfig, args))
     print(format_report(metrics))
     print(f"saved to {metrics['model']}")
+    return 0
+
+
+def add_cache(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``protege cache-teacher`` (the fields of CacheConfig)."""
+    add_config_arguments(parser, CacheConfig)
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    """Build (or find) the teacher-output cache and say where it is."""
+    from protege.distill.api import cache_teacher
+
+    info = cache_teacher(config_from_args(CacheConfig, args))
+    print(f"teacher cache: {info['folder']} ({info['n']} examples, {info['bytes'] / 1e6:.1f} MB)")
     return 0

@@ -17,7 +17,7 @@ import torch
 from protege.distill.config import DistillConfig, FinetuneConfig
 from protege.errors import ProtegeError
 
-__all__ = ["finetune", "distill"]
+__all__ = ["finetune", "distill", "cache_teacher"]
 
 
 def _config(cls, config, kwargs):
@@ -27,7 +27,21 @@ def _config(cls, config, kwargs):
 
 
 def _log(msg: str) -> None:
-    print(f"[protege] {msg}", file=sys.stderr, flush=True)
+    from protege.distill.trainer import process_group
+
+    if process_group()[0] == 0:
+        print(f"[protege] {msg}", file=sys.stderr, flush=True)
+
+
+def _prepare(cfg) -> Path:
+    """The staging folder, prepared by the main process only (others wait, then share it)."""
+    from protege.distill.outputs import prepare_output, staging_dir
+    from protege.distill.trainer import barrier, process_group
+
+    rank, world = process_group()
+    stage = prepare_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) if rank == 0 else staging_dir(cfg.out)
+    barrier(world)
+    return stage
 
 
 def _load_data(cfg, *, labels_required: bool):
@@ -37,7 +51,7 @@ def _load_data(cfg, *, labels_required: bool):
     train = load_examples(cfg.train, split=cfg.split or "train", require_labels=labels_required,
                           max_examples=cfg.max_train_examples, **common)
     evaluation = None
-    if cfg.eval:
+    if getattr(cfg, "eval", None):
         evaluation = load_examples(cfg.eval, split=cfg.split or "validation", require_labels=True,
                                    max_examples=cfg.max_eval_examples, **common)
     return train, evaluation
@@ -61,8 +75,12 @@ def _eval_fn(examples, tokenizer, problem_type, max_length, device, teacher_logi
 
 
 def _finish(cfg, stage, model, tokenizer, result, report_kwargs, extra: dict) -> dict:
-    """Save the model, measure it, write metrics.json + model card + config, move into place."""
+    """Save the model, measure it, write metrics.json + model card + config, move into place (main process only)."""
     from protege.distill.outputs import finalize_output
+    from protege.distill.trainer import process_group
+
+    if process_group()[0] != 0:
+        return {}
     from protege.evaluate.api import compare_models
     from protege.evaluate.report import model_card, write_json_atomic
 
@@ -91,6 +109,65 @@ def _finish(cfg, stage, model, tokenizer, result, report_kwargs, extra: dict) ->
     return metrics
 
 
+def _cache_spec(alpha_hidden, alpha_attn, alpha_embed, layer_map):
+    from protege.distill.cache import CacheSpec
+
+    hidden = ([0] if alpha_embed else []) + ([t + 1 for t in layer_map] if alpha_hidden else [])
+    return CacheSpec(hidden=tuple(sorted(set(hidden))), attentions=tuple(sorted(set(layer_map))) if alpha_attn else ())
+
+
+def _teacher_cache(cfg, teacher, features, spec, tokenizer, device):
+    """Open (or build once, on the main process) the teacher-output cache; tag features with their index."""
+    from protege.distill.cache import open_or_build_cache
+    from protege.distill.trainer import barrier, process_group
+
+    rank, world = process_group()
+    build = lambda: open_or_build_cache(cfg.cache_teacher if hasattr(cfg, "cache_teacher") else cfg.out, teacher, features,  # noqa: E731
+                                        spec, pad_token_id=tokenizer.pad_token_id or 0, budget_gb=cfg.cache_budget,
+                                        device=device, progress=cfg.progress and rank == 0, log=_log)
+    if rank == 0:
+        cache = build()
+    barrier(world)
+    if rank != 0:
+        cache = build()
+    for i, feature in enumerate(features):
+        feature["index"] = i
+    return cache
+
+
+def cache_teacher(config=None, **kwargs) -> dict:
+    """Run the teacher once over ``train`` and store what a later ``distill --cache-teacher`` needs.
+
+    Keyword arguments are the fields of :class:`~protege.distill.config.CacheConfig`. Returns the
+    cache's manifest (folder, examples, bytes).
+    """
+    from protege.data.batching import encode
+    from protege.distill.config import CacheConfig
+    from protege.distill.trainer import resolve_device
+    from protege.losses import uniform_layer_map
+    from protege.models import load_classifier, load_tokenizer, num_layers, parse_layer_spec
+    from protege.models.loading import quiet_transformers
+
+    cfg = _config(CacheConfig, config, kwargs)
+    quiet_transformers()
+    teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.alpha_attn > 0 else None)
+    tokenizer = load_tokenizer(cfg.teacher)
+    train_ex, _ = _load_data(cfg, labels_required=False)
+    total = num_layers(teacher.config)
+    if cfg.layer_map:
+        layer_map = parse_layer_spec(cfg.layer_map, total)
+    elif cfg.student_num_layers:
+        layer_map = uniform_layer_map(cfg.student_num_layers, total)
+    else:
+        layer_map = parse_layer_spec(cfg.student_layers or "every-other", total)
+    device = resolve_device(cfg.device)
+    teacher.to(device)
+    features = encode(train_ex, tokenizer, max_length=cfg.max_length)
+    cache = _teacher_cache(cfg, teacher, features, _cache_spec(cfg.alpha_hidden, cfg.alpha_attn, cfg.alpha_embed, layer_map),
+                           tokenizer, device)
+    return {"folder": str(cache.folder), **cache.manifest}
+
+
 def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
     """Train a classifier (a teacher) from a pretrained backbone on labeled data.
 
@@ -99,7 +176,6 @@ def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
     """
     from protege.data import infer_label_space, map_labels
     from protege.data.batching import encode
-    from protege.distill.outputs import prepare_output
     from protege.distill.trainer import resolve_device, train
     from protege.evaluate.metrics import primary_metric
     from protege.models import load_backbone_as_classifier, load_tokenizer
@@ -107,7 +183,7 @@ def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
 
     cfg = _config(FinetuneConfig, config, kwargs)
     quiet_transformers()
-    stage = prepare_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    stage = _prepare(cfg)
     train_ex, eval_ex = _load_data(cfg, labels_required=True)
     space = infer_label_space(train_ex.labels, problem_type=cfg.problem_type)
     label2id = {v: k for k, v in (space.id2label or {}).items()}
@@ -140,7 +216,6 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
     """
     from protege.data.batching import encode
     from protege.distill.objectives import distillation_losses, make_objective
-    from protege.distill.outputs import prepare_output
     from protege.distill.pairing import build_student, map_to_teacher_labels
     from protege.distill.trainer import resolve_device, train
     from protege.evaluate.metrics import primary_metric
@@ -150,7 +225,7 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
 
     cfg = _config(DistillConfig, config, kwargs)
     quiet_transformers()
-    stage = prepare_output(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    stage = _prepare(cfg)
     teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.alpha_attn > 0 else None)
     tokenizer = load_tokenizer(cfg.teacher)
     problem = problem_type_of(teacher.config)
@@ -170,11 +245,16 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
          f"on {len(train_ex)} examples on {device}; losses: "
          + ", ".join(f"{k}={getattr(cfg, 'alpha_' + k)}" for k in ("kd", "ce", "mse", "hidden", "attn", "embed") if getattr(cfg, "alpha_" + k)))
     outputs = dict(output_hidden_states=objective.needs_hidden_states, output_attentions=objective.needs_attentions)
+    spec = _cache_spec(objective.alpha_hidden, objective.alpha_attn, objective.alpha_embed, objective.layer_map)
+    cache = _teacher_cache(cfg, teacher, features, spec, tokenizer, device) if cfg.cache_teacher else None
 
     def loss_fn(student, batch):
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
-        with torch.no_grad():
-            t_out = teacher(**inputs, **outputs)
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+        if cache is not None:
+            t_out = cache.outputs(batch["index"], inputs["input_ids"].shape[1], device)
+        else:
+            with torch.inference_mode():
+                t_out = teacher(**inputs, **outputs)
         s_out = student(**inputs, **outputs)
         return distillation_losses(s_out, t_out, batch, objective, built.projection)
 

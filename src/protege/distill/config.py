@@ -14,7 +14,7 @@ from typing import Any
 
 from protege.errors import ProtegeError
 
-__all__ = ["TrainSettings", "FinetuneConfig", "DistillConfig", "load_recipe", "build_config"]
+__all__ = ["TrainSettings", "FinetuneConfig", "DistillConfig", "CacheConfig", "load_recipe", "build_config"]
 
 
 def _f(default, help: str, **kw):
@@ -118,6 +118,8 @@ class DistillConfig(TrainSettings):
     hidden_loss: str = _f("mse", "mse (TinyBERT) or cosine (DistilBERT)")
     layer_map: str | None = _f(None, "teacher layer for each student layer, e.g. 1,3,5 (default: the kept layers, or uniform)")
     hidden_projection: bool = _f(True, "learn a linear projection when student and teacher widths differ")
+    cache_teacher: str | None = _f(None, "folder of the teacher-output cache: the teacher runs once over the training data, reused across epochs and runs")
+    cache_budget: float | None = _f(None, "largest teacher cache allowed, in GB (fail before building a bigger one)")
 
     def __post_init__(self):
         if not self.teacher:
@@ -130,6 +132,8 @@ class DistillConfig(TrainSettings):
                 raise ProtegeError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
         if not any(alphas.values()):
             raise ProtegeError("every loss weight is 0; set at least one of --alpha-kd, --alpha-ce, --alpha-hidden ...")
+        if self.cache_budget is not None and not self.cache_budget > 0:
+            raise ProtegeError(f"--cache-budget must be > 0 GB, got {self.cache_budget}")
         if self.hidden_loss not in ("mse", "cosine"):
             raise ProtegeError(f"--hidden-loss must be mse or cosine, got {self.hidden_loss!r}")
         sized = any(getattr(self, n) is not None for n in ("student_num_layers", "student_hidden", "student_heads", "student_ffn_size"))
@@ -147,6 +151,41 @@ class DistillConfig(TrainSettings):
         if any(getattr(self, n) is not None for n in ("student_num_layers", "student_hidden", "student_heads", "student_ffn_size")):
             return "config"
         return "layers"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheConfig:
+    """``protege cache-teacher``: run the teacher once over the data and store what distillation will need."""
+
+    teacher: str = _f(None, "fine-tuned classifier: save_pretrained folder or hub id", required=True)
+    train: str = _f(None, "data to run the teacher on (as distill's --train)", required=True)
+    out: str = _f(None, "cache folder (pass the same folder to distill --cache-teacher)", required=True)
+    text_column: str | None = _f(None, "text column (detected when omitted)")
+    text_pair_column: str | None = _f(None, "second text column (detected when omitted)")
+    label_column: str | None = _f(None, "label column (detected when omitted)")
+    split: str | None = _f(None, "split of a datasets hub name (default train)")
+    max_train_examples: int | None = _f(None, "use only the first N examples")
+    max_length: int = _f(128, "maximum tokens per example: must match distill's")
+    student_layers: str | None = _f(None, "as distill: the kept layers decide which hidden states/attentions to store")
+    student_num_layers: int | None = _f(None, "as distill: a random-init student of N layers (uniform layer map)")
+    layer_map: str | None = _f(None, "as distill: teacher layer for each student layer")
+    alpha_hidden: float = _f(0.0, "store the mapped hidden states (set as in distill)")
+    alpha_attn: float = _f(0.0, "store the mapped attention maps (set as in distill)")
+    alpha_embed: float = _f(0.0, "store the embedding-layer output (set as in distill)")
+    cache_budget: float | None = _f(None, "largest cache allowed, in GB")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    progress: bool = _f(True, "show a progress bar")
+
+    def __post_init__(self):
+        for name in ("teacher", "train", "out"):
+            if not getattr(self, name):
+                raise ProtegeError(f"--{name} is required")
+        _positive(self, "max_length")
+        _positive(self, "max_train_examples", "student_num_layers", optional=True)
+        if self.cache_budget is not None and not self.cache_budget > 0:
+            raise ProtegeError(f"--cache-budget must be > 0 GB, got {self.cache_budget}")
+        if min(self.alpha_hidden, self.alpha_attn, self.alpha_embed) < 0:
+            raise ProtegeError("--alpha-hidden, --alpha-attn and --alpha-embed must be >= 0")
 
 
 def _positive(cfg, *names, optional=False):

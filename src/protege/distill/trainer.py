@@ -27,7 +27,7 @@ import torch
 from protege.data.batching import batch_indices, collate
 from protege.errors import ProtegeError
 
-__all__ = ["TrainResult", "train", "resolve_device", "has_checkpoint"]
+__all__ = ["TrainResult", "train", "resolve_device", "has_checkpoint", "process_group", "barrier"]
 
 LossFn = Callable[[torch.nn.Module, dict], dict]
 
@@ -53,6 +53,35 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ProtegeError(f"--device {name} asked for a GPU but none is available; use --device cpu")
     return torch.device(name)
+
+
+def process_group() -> tuple[int, int]:
+    """``(rank, world_size)``; initialises the process group when a launcher started several processes.
+
+    ``accelerate launch`` and ``torchrun`` set ``WORLD_SIZE``/``RANK``; Accelerate's
+    ``PartialState`` then sets up the backend (gloo on CPU, NCCL on GPUs).
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.process_index, state.num_processes
+
+
+def _all_reduce_grads(params, world: int) -> None:
+    """Average gradients over processes in one flattened all-reduce (equivalent to DDP's averaging)."""
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
 
 
 def _autocast(device: torch.device, precision: str):
@@ -148,7 +177,10 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
 
     s = settings
     work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = process_group()
+    main = rank == 0
+    if main:
+        work_dir.mkdir(parents=True, exist_ok=True)
     device = device or resolve_device(s.device)
     torch.manual_seed(s.seed)
     random.seed(s.seed)
@@ -171,15 +203,18 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
     log_path = work_dir / log_name
     if s.resume and has_checkpoint(work_dir):
         state = _load_checkpoint(work_dir, modules, optimizer, scheduler, scaler)
-        _truncate_log(log_path, state["step"])
-    elif log_path.exists():
+        if main:
+            _truncate_log(log_path, state["step"])
+    elif log_path.exists() and main:
         log_path.unlink()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
 
-    bar = _progress(s.progress, total_steps, state["step"])
-    log = log_path.open("a")
+    bar = _progress(s.progress and main, total_steps, state["step"])
+    log = log_path.open("a") if main else open(os.devnull, "w")
     started = time.perf_counter() - state["seconds"]
     window_t, window_n = time.perf_counter(), 0
     last_loss, stopped_early = None, False
+    speed = 0.0
     try:
         while state["step"] < total_steps and not stopped_early:
             order = batch_indices(lengths, s.batch_size, shuffle=True, seed=s.seed, epoch=state["epoch"],
@@ -188,19 +223,25 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
             while state["group"] < len(groups) and state["step"] < total_steps:
                 group = groups[state["group"]]
                 n_group = sum(len(b) for b in group)
-                totals: dict[str, float] = {}
+                totals: dict[str, torch.Tensor] = {}
                 for idx in group:
-                    batch = {k: v.to(device, non_blocking=True) for k, v in collate([features[i] for i in idx], pad_token_id).items()}
+                    local = idx[rank::world]  # each process takes its share of the global batch
+                    if not local:
+                        continue
+                    batch = {k: v.to(device, non_blocking=True) for k, v in collate([features[i] for i in local], pad_token_id).items()}
                     with autocast():
                         terms = loss_fn(model, batch)
-                    loss = terms["loss"] * (len(idx) / n_group)
+                    weight = len(local) / n_group * world  # all-reduce averages over processes
+                    loss = terms["loss"] * weight
                     (scaler.scale(loss) if scaler else loss).backward()
                     for k, v in terms.items():
-                        totals[k] = totals.get(k, 0.0) + float(v.detach()) * len(idx) / n_group
+                        totals[k] = totals.get(k, 0.0) + v.detach().float() * (len(local) / n_group)
+                if world > 1:
+                    _all_reduce_grads(params, world)
                 if scaler:
                     scaler.unscale_(optimizer)
                 if s.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], s.max_grad_norm)
+                    torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
                 if scaler:
                     scaler.step(optimizer)
                     scaler.update()
@@ -212,27 +253,33 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                 state["group"] += 1
                 state["examples"] += n_group
                 window_n += n_group
-                last_loss = totals["loss"]
-                now = time.perf_counter()
-                speed = window_n / max(now - window_t, 1e-9)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{last_loss:.4f}", ex_s=f"{speed:.1f}", refresh=False)
                 if state["step"] % s.log_every == 0 or state["step"] == total_steps:
+                    values = {k: float(v) for k, v in _reduce_terms(totals, world).items()}  # the only host sync
+                    last_loss = values["loss"]
+                    now = time.perf_counter()
+                    speed = window_n / max(now - window_t, 1e-9)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{last_loss:.4f}", ex_s=f"{speed:.1f}", refresh=False)
                     record = {"step": state["step"], "epoch": round(state["epoch"] + state["group"] / len(groups), 4),
-                              "lr": scheduler.get_last_lr()[0], **{k: round(v, 6) for k, v in totals.items()},
+                              "lr": scheduler.get_last_lr()[0], **{k: round(v, 6) for k, v in values.items()},
                               "examples_per_s": round(speed, 2)}
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     window_t, window_n = now, 0
                 at_end = state["step"] == total_steps
                 if eval_fn is not None and (state["step"] % eval_every == 0 or at_end):
-                    stopped_early = _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar)
-                    for m in modules.values():
-                        m.train()
+                    if main:
+                        stopped_early = _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar)
+                        for m in modules.values():
+                            m.train()
+                    stopped_early = _broadcast_flag(stopped_early, world)
                 if state["step"] % ckpt_every == 0 and not at_end and not stopped_early:
                     state["seconds"] = time.perf_counter() - started
-                    _save_checkpoint(work_dir, state, modules, optimizer, scheduler, scaler)
+                    if main:
+                        _save_checkpoint(work_dir, state, modules, optimizer, scheduler, scaler)
+                    barrier(world)
                 if stopped_early:
                     break
             if state["group"] >= len(groups):
@@ -243,12 +290,42 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
+    barrier(world)
     if s.keep_best and state["best_step"] is not None and (work_dir / "best.pt").exists():
         model.load_state_dict(torch.load(work_dir / "best.pt", map_location=device, weights_only=True))
     model.eval()
     return TrainResult(steps=state["step"], seconds=seconds, examples_per_s=state["examples"] / max(seconds, 1e-9),
                        history=state["history"], best=state["best"], best_step=state["best_step"],
                        stopped_early=stopped_early, final_loss=last_loss)
+
+
+def _reduce_terms(totals: dict, world: int) -> dict:
+    if world <= 1 or not totals:
+        return totals
+    import torch.distributed as dist
+
+    keys = sorted(totals)
+    stacked = torch.stack([torch.as_tensor(totals[k], dtype=torch.float32) for k in keys])
+    dist.all_reduce(stacked)
+    return dict(zip(keys, stacked))
+
+
+def _broadcast_flag(flag: bool, world: int) -> bool:
+    if world <= 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0])
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def barrier(world: int) -> None:
+    """Wait for every process (no-op in a single process)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar) -> bool:

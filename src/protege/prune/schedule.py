@@ -1,0 +1,102 @@
+"""Gradual pruning on the cubic schedule of Zhu & Gupta (2017), hooked into any training loop.
+
+    s_t = s_f + (s_i - s_f) * (1 - (t - t_0) / (t_end - t_0))^3      for t_0 <= t <= t_end
+
+Sparsity rises fast while the network has many redundant weights and slowly near the end;
+after ``t_end`` it stays at ``s_f`` and training recovers. The pruning itself is
+:func:`~protege.prune.magnitude.magnitude_prune_` to the schedule's target, every ``Δt`` steps.
+
+:func:`on_optimizer_steps` runs a callback after every optimizer step of whatever loop trains
+inside it (protege's :func:`~protege.distill.trainer.train` included), so neither the loop nor
+the loss needs to know about pruning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from protege.errors import ProtegeError
+from protege.prune.magnitude import magnitude_prune_
+
+__all__ = ["cubic_sparsity", "GradualSchedule", "on_optimizer_steps", "planned_steps"]
+
+DEFAULT_EVENTS = 10
+
+
+def cubic_sparsity(step: int, *, initial: float, final: float, start: int, end: int) -> float:
+    """The target sparsity at ``step``: ``initial`` before ``start``, ``final`` from ``end`` on, cubic between."""
+    if end <= start:
+        raise ProtegeError(f"the pruning schedule must end after it starts (start {start}, end {end})")
+    if step <= start:
+        return float(initial)
+    if step >= end:
+        return float(final)
+    return float(final + (initial - final) * (1.0 - (step - start) / (end - start)) ** 3)
+
+
+def planned_steps(settings, n_examples: int) -> int:
+    """Optimizer steps a :class:`~protege.distill.config.TrainSettings` run over ``n_examples`` will take.
+
+    The same arithmetic as :func:`protege.distill.trainer.train`.
+    """
+    if settings.max_steps:
+        return settings.max_steps
+    per_epoch = math.ceil(math.ceil(n_examples / settings.batch_size) / settings.grad_accum)
+    return max(1, math.ceil(per_epoch * settings.epochs))
+
+
+class GradualSchedule:
+    """When to prune and to what sparsity, in optimizer steps, for a :class:`~protege.prune.config.GradualConfig`."""
+
+    def __init__(self, config, total_steps: int):
+        self.config = config
+        self.start = int(config.prune_start * total_steps)
+        self.end = int(config.prune_end * total_steps)
+        if self.end <= self.start:
+            raise ProtegeError(f"a {total_steps}-step run leaves no room between --prune-start and --prune-end; "
+                               "train for more steps (--epochs / --max-steps) or widen the window")
+        self.every = config.prune_every or max(1, math.ceil((self.end - self.start) / DEFAULT_EVENTS))
+
+    def target(self, step: int) -> float:
+        """Sparsity the model should have after ``step`` optimizer steps."""
+        return cubic_sparsity(step, initial=self.config.initial_sparsity, final=self.config.sparsity,
+                              start=self.start, end=self.end)
+
+    def due(self, step: int) -> bool:
+        """Whether to prune after ``step`` optimizer steps."""
+        return self.start <= step <= self.end and ((step - self.start) % self.every == 0 or step == self.end)
+
+    def events(self) -> list[tuple[int, float]]:
+        """Every (step, sparsity) at which pruning happens."""
+        return [(t, self.target(t)) for t in range(self.start, self.end + 1) if self.due(t)]
+
+    def step_(self, model: nn.Module, step: int) -> bool:
+        """Prune ``model`` if ``step`` is a pruning step; returns whether it did."""
+        if not self.due(step):
+            return False
+        with torch.no_grad():
+            magnitude_prune_(model, self.config.at(self.target(step)))
+        return True
+
+
+@contextlib.contextmanager
+def on_optimizer_steps(callback: Callable[[int], None]):
+    """Call ``callback(n)`` after the n-th optimizer step (n = 1, 2, ...) taken inside the ``with`` block."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    count = {"n": 0}
+
+    def hook(optimizer, args, kwargs):
+        count["n"] += 1
+        callback(count["n"])
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        yield count
+    finally:
+        handle.remove()
