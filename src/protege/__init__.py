@@ -31,6 +31,10 @@ _EXPORTS = {
     "load_examples": "protege.data.tables",
     "ProtegeError": "protege.errors",
     "run_demo": "protege.demo",
+    "extract": "protege.extract.attack",
+    "serve": "protege.extract.server",
+    "Victim": "protege.extract.victim",
+    "verify_watermark": "protege.extract.defenses.watermark",
 }
 _SUBPACKAGES = ("losses", "data", "models", "distill", "evaluate", "cli")
 

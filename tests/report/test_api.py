@@ -59,6 +59,7 @@ def test_cli_writes_a_self_contained_page_markdown_and_plots(zoo, tmp_path, caps
     assert len(images) == len(pngs) == page.count("<img ")
     assert {base64.b64decode(i) for i in images} == {(out / p).read_bytes() for p in pngs}
     assert "K-123" not in page and "not valid JSON" in page
+    assert "outlined in red: student, teacher." in page  # the front of quality vs latency
     assert '<th class="num" data-key="accuracy" data-better="high">' in page and "<script>" in page
 
     md = (out / "report.md").read_text()

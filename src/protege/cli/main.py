@@ -21,6 +21,10 @@ VERBS = {
     "evaluate": ("protege.cli.evaluate", "add_evaluate", "run_evaluate", "quality, agreement, size and speed of a model, vs its teacher"),
     "prune": ("protege.cli.prune", "add_prune", "run_prune", "prune a classifier: magnitude, lottery tickets (imp), gradual, structured (heads, FFN, layers)"),
     "report": ("protege.cli.report", "add_report", "run_report", "compare runs against their teachers: table, plots, an HTML page"),
+    "serve": ("protege.cli.extract", "add_serve", "run_serve", "serve a classifier over HTTP: API keys, budgets, rate limits, output hardening, watermark"),
+    "extract": ("protege.cli.extract", "add_extract", "run_extract", "steal a classifier through its prediction API: query it, train a student on the answers"),
+    "verify-watermark": ("protege.cli.extract", "add_verify_watermark", "run_verify_watermark", "test whether a suspect model memorised a server's watermark"),
+    "detect": ("protege.cli.extract", "add_detect", "run_detect", "train and measure a detector of extraction queries for a classifier"),
 }
 
 

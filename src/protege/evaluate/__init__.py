@@ -1,4 +1,9 @@
-"""Evaluation and reports: task metrics, agreement, size, speed, metrics.json and model cards."""
+"""Evaluation and reports: task metrics, agreement, size, speed, metrics.json and model cards.
+
+The package is callable: ``protege.evaluate(...)`` is :func:`protege.evaluate.api.evaluate`.
+"""
+
+from protege._callable import make_callable
 
 __all__ = ["evaluate", "compare_models"]
 
@@ -9,3 +14,6 @@ def __getattr__(name):
 
         return getattr(api, name)
     raise AttributeError(name)
+
+
+make_callable(__name__, "protege.evaluate.api", "evaluate")

@@ -16,9 +16,6 @@ __all__ = ["nonzero_counts", "pruning_section", "format_pruning", "pruning_card"
 
 # below this measured batch-1 speedup a pruned model is not called faster (timing noise is a few %)
 FASTER = 1.10
-UNSTRUCTURED_NOTE = ("unstructured zeros stay in dense weight matrices, which CPU kernels multiply like any other "
-                     "value: expect no speedup (and no smaller file) from unstructured sparsity alone; "
-                     "--method structured removes computation")
 
 
 def nonzero_counts(model: nn.Module) -> dict[str, int]:
@@ -79,12 +76,18 @@ def pruning_section(method: str, pruned: nn.Module, dense: nn.Module, metrics: d
 
 def _speed_note(s: dict, *, unstructured: bool) -> str:
     if s["faster"] is None:
-        verdict = "speed not measured (--no-speed)"
+        measured = "not measured (--no-speed)"
     else:
         b32 = f", {s['speedup_batch32']:.2f}x at batch 32" if s.get("speedup_batch32") else ""
-        word = "faster" if s["faster"] else "slower" if s["speedup_batch1"] <= 1 / FASTER else "not faster"
-        verdict = f"{word} than the dense model: {s['speedup_batch1']:.2f}x at batch 1{b32} (measured, CPU)"
-    return f"{verdict}; {UNSTRUCTURED_NOTE}" if unstructured else verdict
+        measured = f"{s['speedup_batch1']:.2f}x the dense model's speed at batch 1{b32} (measured, CPU)"
+    if unstructured:
+        return (f"{measured}; unstructured zeros stay in dense weight matrices, which CPU kernels multiply like any "
+                "other value, so no speedup is expected (a measured difference is timing noise) and the file is no "
+                "smaller; --method structured removes computation")
+    if s["faster"] is None:
+        return measured
+    word = "faster" if s["faster"] else "slower" if s["speedup_batch1"] <= 1 / FASTER else "not faster"
+    return f"{word}: {measured}"
 
 
 def _pct(x) -> str:

@@ -21,8 +21,8 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10px; }
 .meta, .hint, figcaption { color: var(--muted); font-size: 12.5px; }
 .scroll { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); white-space: nowrap; text-align: right; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; text-align: right; }
 th { background: var(--head); position: sticky; top: 0; cursor: pointer; user-select: none; font-weight: 600; }
 th[data-dir="1"]::after { content: " \\25B2"; } th[data-dir="-1"]::after { content: " \\25BC"; }
 th.text, td.text { text-align: left; }
@@ -31,9 +31,9 @@ td.best { color: var(--best); font-weight: 600; }
 tr.root td:first-child { font-weight: 600; }
 tbody tr:hover { background: #f8fafc; }
 ul.notes li { margin: 3px 0; } ul.skipped li { color: var(--accent); }
-.plots { display: flex; flex-wrap: wrap; gap: 20px; }
-figure { margin: 0; padding: 10px; border: 1px solid var(--line); border-radius: 6px; max-width: 760px; }
-figure img { display: block; max-width: 100%; height: auto; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 600px), 1fr)); gap: 20px; }
+figure { margin: 0; padding: 10px; border: 1px solid var(--line); border-radius: 6px; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 """
 
 _SCRIPT = """
@@ -106,6 +106,6 @@ def _table_html(table: Table) -> str:
 def _best(table: Table, column):
     """The best value of a column with a direction, when at least two runs have one."""
     values = [r[column.key] for r in table.rows if r.get(column.key) is not None]
-    if column.better is None or column.kind == "text" or len(values) < 2:
+    if column.better is None or column.kind in ("text", "seconds") or len(values) < 2:
         return None
     return max(values) if column.better == "high" else min(values)

@@ -13,7 +13,7 @@ import re
 from protege.errors import ProtegeError
 from protege.evaluate.report import _num
 from protege.report.pareto import pareto_front
-from protege.report.table import Table, primary_of
+from protege.report.table import Table, _short, primary_of
 
 __all__ = ["Plot", "require_matplotlib", "make_plots", "query_history"]
 
@@ -75,26 +75,31 @@ def query_history(run) -> list[tuple[float, float | None, float | None]]:
 # --- the figures ----------------------------------------------------------------------------
 
 def _tradeoff(table: Table, cost_key: str, cost_label: str, file: str, what: str) -> Plot | None:
+    """Quality against a cost, one Pareto front per evaluation data set (quality on different data
+    does not compare); with timings from different settings, each point says which ("[B]")."""
     q = table.primary
     rows = [r for r in table.rows if r.get(q) is not None and r.get(cost_key) is not None and r[cost_key] > 0]
     if len(rows) < 2:
         return None
-    fig, (ax,) = _figure((6.4, 4.2))
-    costs, quals = [r[cost_key] for r in rows], [r[q] for r in rows]
     lower_better = next((c.better == "low" for c in table.columns if c.key == q), False)
-    front = pareto_front(costs, quals, higher_quality_is_better=not lower_better)
-    groups = sorted({r.get("timed_on") for r in rows} - {None}) if what == "latency" else []
-    for i, r in enumerate(rows):
-        is_teacher = r.get("teacher") is None
-        color = f"C{groups.index(r['timed_on']) + 1}" if len(groups) > 1 and r.get("timed_on") else "C0"
-        ax.scatter(r[cost_key], r[q], s=60 if i in front else 30, marker="s" if is_teacher else "o", color=color,
-                   edgecolors="crimson" if i in front else "none", linewidths=1.5, zorder=3)
-        ax.annotate(r["run"], (r[cost_key], r[q]), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    fx, fy = [costs[i] for i in front], [quals[i] for i in front]
-    ax.step(fx, fy, where="post", color="crimson", lw=1, alpha=0.7, label="Pareto front", zorder=2)
-    for g in groups if len(groups) > 1 else []:
-        ax.scatter([], [], color=f"C{groups.index(g) + 1}", label=f"timed on {g}")
+    sessions = {r.get("timed_on") for r in rows} - {None} if what == "latency" else set()
+    data = list(dict.fromkeys(r["_source"] for r in rows))
+    fig, (ax,) = _figure((6.4, 4.2))
+    on_front = []
+    for g, source in enumerate(data):
+        group = [r for r in rows if r["_source"] == source]
+        front = pareto_front([r[cost_key] for r in group], [r[q] for r in group], higher_quality_is_better=not lower_better)
+        color = f"C{g}"
+        for i, r in enumerate(group):
+            ax.scatter(r[cost_key], r[q], s=60 if i in front else 30, marker="s" if r.get("teacher") is None else "o",
+                       color=color, edgecolors="crimson" if i in front else "none", linewidths=1.5, zorder=3)
+            tag = f" [{r['timed_on']}]" if len(sessions) > 1 and r.get("timed_on") else ""
+            ax.annotate(r["run"] + tag, (r[cost_key], r[q]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.step([group[i][cost_key] for i in front], [group[i][q] for i in front], where="post", color=color, lw=1,
+                alpha=0.8, zorder=2, label=f"front on {_short(source) or 'unknown data'}" if len(data) > 1 else "Pareto front")
+        on_front += [group[i]["run"] for i in front]
     ax.scatter([], [], marker="s", color="grey", label="teacher / no teacher")
+    costs = [r[cost_key] for r in rows]
     if max(costs) / min(costs) > 20:
         ax.set_xscale("log")
     ax.margins(x=0.12, y=0.08)
@@ -102,11 +107,14 @@ def _tradeoff(table: Table, cost_key: str, cost_label: str, file: str, what: str
     ax.set_ylabel(q)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    mixed = " (latency timed under different settings: compare with care)" if len(groups) > 1 else ""
+    mixed = " (timed under different settings)" if len(sessions) > 1 else ""
     ax.set_title(f"{q} vs {what}{mixed}", fontsize=9)
-    names = ", ".join(rows[i]["run"] for i in front)
-    caption = (f"{q} against {cost_label}; the Pareto front (no other run is both better and cheaper) is outlined "
-               f"in red: {names}." + (" Latency was measured under different settings, see the table notes." if mixed else ""))
+    caption = (f"{q} against {cost_label}; runs on the Pareto front (no other run is both better and cheaper) are "
+               f"outlined in red: {', '.join(on_front)}.")
+    if len(data) > 1:
+        caption += " Runs scored on different data are coloured apart, each with its own front."
+    if mixed:
+        caption += " Latency comes from different settings ([A], [B], ... as in the table): compare with care."
     return Plot(file, f"Quality vs {what}", caption, _png(fig))
 
 

@@ -32,7 +32,8 @@ class Column:
 
 @dataclasses.dataclass
 class Table:
-    """Columns (only those some run has), rows (column key -> raw value, "_run" -> Run) and notes."""
+    """Columns (only those some run has), rows (column key -> raw value; "_run": the Run, "_source": its
+    evaluation data) and notes."""
 
     columns: list[Column]
     rows: list[dict]
@@ -112,7 +113,7 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         m, teacher = run.metrics, teachers[run.name]
         speed = speeds[run.name]
         flat = {**_part(_part(m, "eval"), "metrics"), **_part(_part(m, "eval"), "agreement"), **_part(m, "size")}
-        row = {"_run": run, "run": run.name, "method": _method(m), "teacher": teacher.name if teacher else _short(teacher_ref(m))}
+        row = {"_run": run, "_source": _source(m), "run": run.name, "method": _method(m), "teacher": teacher.name if teacher else _short(teacher_ref(m))}
         row.update({k: _num(v) for k, v in flat.items() if _num(v) is not None})
         disk = _num(flat.get("disk_bytes"))
         row["disk_mb"] = disk / 1e6 if disk is not None else None
