@@ -37,7 +37,7 @@ def run_demo(out: str = "runs/demo", *, epochs: float = 1.0, max_length: int = 6
     backbone = minilm_dir()
     data = rotten_tomatoes()
     common = dict(train=str(data["train"]), eval=str(data["dev"]), epochs=epochs, max_length=max_length,
-                  batch_size=batch_size, progress=progress, speed=False)
+                  batch_size=batch_size, progress=progress, speed_seconds=5.0)
     teacher, student = root / "teacher", root / "student"
 
     def stage(name, folder, fn, **kwargs):

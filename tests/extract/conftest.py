@@ -2,8 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+
+from protege.extract.defenses.hardening import harden
 
 from helpers import NEGATIVE, POSITIVE, build_tokenizer, make_sentences, tiny_bert_config
 
@@ -11,13 +14,14 @@ from helpers import NEGATIVE, POSITIVE, build_tokenizer, make_sentences, tiny_be
 class RuleVictim:
     """A victim without weights: positive iff the text holds more positive than negative words.
 
-    Speaks the Victim interface (``info``, ``predict``); counts calls and queries.
+    Speaks the Victim interface (``info``, ``predict``) and answers like a Victim (watermark,
+    then hardening); counts calls and queries.
     """
 
     labels = ["negative", "positive"]
 
-    def __init__(self, output="label"):
-        self.output, self.name = output, "rule-victim"
+    def __init__(self, output="label", watermark=None):
+        self.output, self.watermark, self.name = output, watermark, "rule-victim"
         self.calls = self.queries = 0
 
     def info(self):
@@ -26,22 +30,27 @@ class RuleVictim:
     def predict(self, texts, pairs=None):
         self.calls += 1
         self.queries += len(texts)
-        out = []
+        probs = []
         for t in texts:
             words = t.split()
             score = sum(w in POSITIVE for w in words) - sum(w in NEGATIVE for w in words)
-            p = 1 / (1 + math.exp(-2 * score))
-            answer = {"label": int(score > 0), "name": self.labels[int(score > 0)]}
-            if self.output == "probs":
-                answer["probs"] = [1 - p, p]
-            out.append(answer)
-        return out
+            p = 1 / (1 + math.exp(-2 * score)) if score else 0.4  # no sentiment words: negative, unsure
+            probs.append([1 - p, p])
+        if self.watermark is not None:
+            probs, _ = self.watermark.apply(np.array(probs), texts, pairs)
+        return harden(np.array(probs), self.labels, output=self.output)
 
 
 @pytest.fixture
 def rule_victim():
     """A fresh label-only rule victim."""
     return RuleVictim()
+
+
+@pytest.fixture(scope="session")
+def make_rule_victim():
+    """The RuleVictim class: ``make_rule_victim("probs", watermark=...)``."""
+    return RuleVictim
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +80,12 @@ def dev_file(tmp_path_factory):
     names = ["negative", "positive"]
     path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{names[y]}\n" for s, y in make_sentences(60, seed=5)))
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models run faster on one thread (and far faster on a busy machine); restored after each module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -204,3 +204,15 @@ def test_help_lists_the_verb_and_every_method(capsys):
     for flag in ("--sparsity", "--scope", "--rounds", "--rewind-step", "--keep-heads", "--keep-ffn", "--keep-layers",
                  "--prune-every", "--masks", "--recover", "--alpha-kd"):
         assert text.count(flag + " ") >= 1, flag
+
+
+def test_prune_is_callable_from_the_package(tiny_teacher_dir, tmp_path):
+    import protege
+    import protege.prune.api  # noqa: F401  (binds the package protege.prune)
+
+    assert callable(protege.prune) and protege.prune.MagnitudeConfig is protege.prune.config.MagnitudeConfig
+    metrics = protege.prune(str(tiny_teacher_dir), method="magnitude", sparsity=0.5, speed=False, progress=False,
+                            out=str(tmp_path / "p"))
+    assert metrics["pruning"]["sparsity"] == pytest.approx(0.5, abs=1e-4)
+    with pytest.raises(TypeError):
+        protege.prune.prune_(None, object())

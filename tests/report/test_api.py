@@ -20,8 +20,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def zoo(pair, fx):
     """The teacher and student of ``pair``, two pruned runs and an extraction run with its query history."""
     for name, sparsity, acc, p50 in [("p50", 0.5, 0.87, 9.0), ("p80", 0.8, 0.80, 8.5)]:
-        fx.write(pair / name, fx.student(out=f"runs/{name}", method="prune", sparsity=sparsity, accuracy=acc, p50=p50,
-                                         config={"method": "magnitude", "sparsity": sparsity}))
+        fx.write(pair / name, fx.student(out=f"runs/{name}", method="prune", accuracy=acc, p50=p50, training=None,
+                                         pruning={"method": "magnitude", "sparsity": sparsity, "remaining_parameters": 9e6},
+                                         config={"method": "magnitude", "sparsity": 0.9}))
+    for budget, agreement, acc in [(1000, 0.7, 0.82), (5000, 0.8, 0.85)]:  # one attack at two budgets, as extract writes it
+        fx.write(pair / f"random{budget}", fx.student(
+            out=f"runs/random{budget}", method="extract", accuracy=acc, eval={"agreement": {"agreement": agreement}}, student=None,
+            extraction={"victim": "http://127.0.0.1:8000", "queries": "random", "targets": "hard", "budget": budget}))
     history = [{"step": s, "queries": q, "eval": {"accuracy": a, "agreement": g}}
                for s, q, a, g in [(10, 1000, 0.7, 0.75), (20, 5000, 0.8, 0.86), (30, 10000, 0.84, 0.91)]]
     fx.write(pair / "stolen", fx.student(out="runs/stolen", method="extract", history=history, accuracy=0.84,
@@ -45,10 +50,10 @@ def test_cli_writes_a_self_contained_page_markdown_and_plots(zoo, tmp_path, caps
 
     table = json.loads((out / "report.json").read_text())
     names = [r["run"] for r in table["rows"]]
-    assert names == ["teacher", "student", "p50", "stolen", "p80"]  # --sort accuracy, best first
+    assert names == ["teacher", "student", "p50", "random5000", "stolen", "random1000", "p80"]  # --sort accuracy
     assert table["skipped"] == [[str(broken), "metrics.json is not valid JSON (line 1: Expecting property name "
                                  "enclosed in double quotes)"]]
-    assert "teacher  -        finetune" in captured.out and "0.8800" in captured.out
+    assert re.search(r"^teacher +- +finetune +0.9000", captured.out, re.M) and "0.8800" in captured.out
     assert f"report written to {out / 'index.html'}" in captured.out
 
     page = (out / "index.html").read_text()
@@ -60,6 +65,9 @@ def test_cli_writes_a_self_contained_page_markdown_and_plots(zoo, tmp_path, caps
     assert {base64.b64decode(i) for i in images} == {(out / p).read_bytes() for p in pngs}
     assert "K-123" not in page and "not valid JSON" in page
     assert "outlined in red: student, teacher." in page  # the front of quality vs latency
+    rows = {r["run"]: r for r in table["rows"]}
+    assert rows["p80"]["sparsity"] == 0.8 and rows["p80"]["remaining_parameters"] == 9e6  # measured, not asked for
+    assert "loss" not in rows["p80"]["settings"] and "sparsity 0.9" in rows["p80"]["settings"]  # no training
     assert '<th class="num" data-key="accuracy" data-better="high">' in page and "<script>" in page
 
     md = (out / "report.md").read_text()

@@ -1,4 +1,4 @@
-"""``protege evaluate MODEL --eval FILE [--compare TEACHER]``."""
+"""``protege evaluate MODEL --eval FILE [--compare TEACHER]`` (or ``--sts``/``--probe-*``/``--eval-text`` for general models)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def add_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed-seconds", type=float, default=10.0, metavar="X", help="time budget per model for the speed measurement")
     parser.add_argument("--out", metavar="FILE.json", help="also write the metrics to this JSON file")
     parser.add_argument("--device", default="auto")
+    general = parser.add_argument_group("general-purpose models (sentence-transformers folders, causal and masked LMs)")
+    general.add_argument("--sts", metavar="FILE", help="sentence embeddings: STS-B style pairs scored by Spearman of cosine vs gold")
+    general.add_argument("--probe-train", metavar="FILE", help="sentence embeddings: labeled data to fit a logistic-regression probe on")
+    general.add_argument("--probe-eval", metavar="FILE", help="sentence embeddings: labeled data the probe is scored on (accuracy)")
+    general.add_argument("--max-probe-examples", type=int, metavar="N", help="use only the first N probe training examples")
+    general.add_argument("--eval-text", metavar="FILE", help="causal/masked LMs: held-out text for perplexity, accuracy and agreement")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -37,7 +43,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise ProtegeError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     quiet_transformers()
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("verb", "model")}
+    general = ("sts", "probe_train", "probe_eval", "max_probe_examples", "eval_text")
+    if any(getattr(args, k) is not None for k in general):  # a general-purpose model (issue 3)
+        from protege.evaluate.general import evaluate_general
+        from protege.evaluate.general_report import format_general_report
+
+        keep = general + ("compare", "max_eval_examples", "max_length", "speed", "speed_seconds", "out", "device")
+        print(format_general_report(evaluate_general(args.model, **{k: getattr(args, k) for k in keep})))
+        if args.out:
+            print(f"metrics written to {args.out}")
+        return 0
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("verb", "model") + general}
     metrics = evaluate(args.model, **kwargs)
     print(format_report(metrics))
     if args.out:

@@ -60,9 +60,11 @@ def add_verify_watermark(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suspect", help="the model suspected of being extracted: classifier folder or hub id")
     parser.add_argument("--log", required=True, help="query log of served answers (serve --answer-log, or a client's log)")
     parser.add_argument("--key", help="the server's --watermark-key (default: $PROTEGE_WATERMARK_KEY)")
-    parser.add_argument("--fraction", type=float, default=DEFAULT_FRACTION, help=f"the server's --watermark-fraction (default {DEFAULT_FRACTION})")
+    parser.add_argument("--fraction", type=float, default=DEFAULT_FRACTION,
+                        help=f"the server's --watermark-fraction (default {DEFAULT_FRACTION})")
     parser.add_argument("--alpha", type=float, default=1e-3, help="significance level of the verdict (default 0.001)")
-    parser.add_argument("--max-controls", type=int, default=5000, metavar="N", help="unwatermarked queries used as the control (default 5000)")
+    parser.add_argument("--max-controls", type=int, default=5000, metavar="N",
+                        help="unwatermarked queries used as the control (default 5000)")
     parser.add_argument("--max-length", type=int, default=128, metavar="N")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N")
     parser.add_argument("--out", metavar="FILE.json", help="also write the result to this JSON file")

@@ -210,6 +210,10 @@ def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
 def distill(config: DistillConfig | None = None, **kwargs) -> dict:
     """Distil a fine-tuned classifier (``teacher``) into a smaller student.
 
+    With ``objective="mlm" | "tinybert" | "embedding" | "clm"`` it distils a general-purpose
+    model from unlabeled ``train_text`` (or ``random_text``) instead; see
+    :func:`protege.distill.general.distill_general`.
+
     Keyword arguments are the fields of :class:`~protege.distill.config.DistillConfig` (the CLI
     flags of ``protege distill``). Returns the metrics written to ``out/metrics.json``, with the
     teacher side by side.
@@ -224,6 +228,10 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
     from protege.models.loading import quiet_transformers
 
     cfg = _config(DistillConfig, config, kwargs)
+    if cfg.objective != "task":  # general distillation: mlm, tinybert, embedding, clm
+        from protege.distill.general import distill_general
+
+        return distill_general(cfg)
     quiet_transformers()
     stage = _prepare(cfg)
     teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.alpha_attn > 0 else None)

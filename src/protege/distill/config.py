@@ -14,7 +14,7 @@ from typing import Any
 
 from protege.errors import ProtegeError
 
-__all__ = ["TrainSettings", "FinetuneConfig", "DistillConfig", "CacheConfig", "load_recipe", "build_config"]
+__all__ = ["TrainSettings", "FinetuneConfig", "DistillConfig", "CacheConfig", "OBJECTIVES", "load_recipe", "build_config"]
 
 
 def _f(default, help: str, **kw):
@@ -58,9 +58,13 @@ class TrainSettings:
     overwrite: bool = _f(False, "replace the output folder if it exists")
     progress: bool = _f(True, "show a progress bar")
 
+    def _needs_train(self) -> bool:
+        """Whether ``--train`` is required (general distillation reads unlabeled text instead)."""
+        return True
+
     def __post_init__(self):
         for name in ("train", "out"):
-            if not getattr(self, name):
+            if not getattr(self, name) and (name != "train" or self._needs_train()):
                 raise ProtegeError(f"--{name.replace('_', '-')} is required")
         _positive(self, "batch_size", "grad_accum", "max_length", "log_every")
         _positive(self, "max_steps", "eval_every", "checkpoint_every", "max_train_examples", "max_eval_examples", optional=True)
@@ -120,8 +124,31 @@ class DistillConfig(TrainSettings):
     hidden_projection: bool = _f(True, "learn a linear projection when student and teacher widths differ")
     cache_teacher: str | None = _f(None, "folder of the teacher-output cache: the teacher runs once over the training data, reused across epochs and runs")
     cache_budget: float | None = _f(None, "largest teacher cache allowed, in GB (fail before building a bigger one)")
+    # general (task-agnostic) distillation: see protege.distill.general and docs/general.md
+    objective: str = _f("task", "task (a classifier, labeled --train) | mlm (DistilBERT) | tinybert | embedding (sentence-transformers) | clm (causal LM)")
+    train_text: str | None = _f(None, "unlabeled transfer text for mlm/tinybert/embedding/clm: a .txt file (one document or sentence a line), a table or a datasets name")
+    random_text: int | None = _f(None, "instead of --train-text: N random word sequences (unigram from --random-corpus, else the teacher's vocabulary)")
+    random_corpus: str | None = _f(None, "text file whose word frequencies and sentence lengths drive --random-text")
+    eval_text: str | None = _f(None, "held-out text for the report (perplexity, agreement, cosine to the teacher); default: the last 5%% of the transfer text, at most 1000 lines")
+    pack: bool | None = _f(None, "pack lines into full --max-length sequences (default: yes for mlm/tinybert/clm, no for embedding)")
+    mlm_probability: float = _f(0.15, "mlm: share of tokens selected for prediction (80%% [MASK], 10%% kept, 10%% random)")
+    mask_smoothing: float = _f(0.7, "mlm: masking probability proportional to token count^-X over the corpus (DistilBERT 0.7; 0 = uniform)")
+    kd_positions: str = _f("masked", "mlm: soft targets on the masked positions or on all positions")
+    alpha_lm: float | None = _f(None, "mlm/clm: weight of the language-modelling loss on the text itself (default 0.4 for mlm = DistilBERT's 2:5 to --alpha-kd, 0 for clm)")
+    alpha_cos: float | None = _f(None, "mlm: cosine loss on the last hidden states (default 0.2, DistilBERT's 1:5); embedding: cosine on sentence embeddings (default 1)")
+    lm_loss: str = _f("forward_kl", "clm: token-level divergence forward_kl | reverse_kl | jsd")
+    jsd_beta: float = _f(0.5, "clm: beta of the generalized JSD (--lm-loss jsd), in (0, 1)")
+    top_k: int | None = _f(None, "mlm/clm: compare the teacher's top-k tokens (plus the rest as one bucket) instead of the full vocabulary")
+    sts: str | None = _f(None, "embedding: STS-B style file (sentence1, sentence2, score) scored at the end: Spearman of cosine vs gold")
+    probe_train: str | None = _f(None, "embedding: labeled data to fit a logistic-regression probe on frozen embeddings")
+    probe_eval: str | None = _f(None, "embedding: labeled data the probe is scored on (accuracy)")
+    max_probe_examples: int | None = _f(None, "embedding: use only the first N probe training examples")
+
+    def _needs_train(self) -> bool:
+        return self.objective == "task"
 
     def __post_init__(self):
+        self._check_objective()
         if not self.teacher:
             raise ProtegeError("--teacher is required (a fine-tuned classifier folder or hub id)")
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
@@ -130,7 +157,7 @@ class DistillConfig(TrainSettings):
         for name, value in alphas.items():
             if not (value >= 0 and math.isfinite(value)):
                 raise ProtegeError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        if not any(alphas.values()):
+        if not any(alphas.values()) and self.objective == "task":
             raise ProtegeError("every loss weight is 0; set at least one of --alpha-kd, --alpha-ce, --alpha-hidden ...")
         if self.cache_budget is not None and not self.cache_budget > 0:
             raise ProtegeError(f"--cache-budget must be > 0 GB, got {self.cache_budget}")
@@ -142,6 +169,85 @@ class DistillConfig(TrainSettings):
         if len(chosen) > 1:
             raise ProtegeError(f"choose one way to build the student, not {' and '.join(chosen)}")
         super().__post_init__()
+
+    def _check_objective(self) -> None:
+        """Validation of the general-distillation fields (objective, transfer text, masking, LM losses)."""
+        if self.objective not in OBJECTIVES:
+            raise ProtegeError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        general = {"train_text": self.train_text, "random_text": self.random_text, "random_corpus": self.random_corpus,
+                   "eval_text": self.eval_text, "pack": self.pack, "alpha_lm": self.alpha_lm, "alpha_cos": self.alpha_cos,
+                   "top_k": self.top_k, "sts": self.sts, "probe_train": self.probe_train, "probe_eval": self.probe_eval,
+                   "max_probe_examples": self.max_probe_examples}
+        if self.objective == "task":
+            given = [n for n, v in general.items() if v is not None]
+            if given:
+                raise ProtegeError(f"--{given[0].replace('_', '-')} is for general distillation; pass --objective "
+                                   "mlm|tinybert|embedding|clm (or drop it for task distillation with a labeled --train)")
+            return
+        flag = f"--objective {self.objective}"
+        if self.train:
+            raise ProtegeError(f"{flag} learns from unlabeled text: pass --train-text FILE (or --random-text N) instead of --train")
+        if self.eval:
+            raise ProtegeError(f"{flag} does not read labeled --eval data; use --eval-text FILE (or --sts/--probe-eval for embedding)")
+        if (self.train_text is None) == (self.random_text is None):
+            raise ProtegeError(f"{flag} needs its transfer text: pass either --train-text FILE or --random-text N")
+        if self.random_corpus is not None and self.random_text is None:
+            raise ProtegeError("--random-corpus only shapes --random-text; add --random-text N or drop it")
+        if self.cache_teacher is not None:
+            raise ProtegeError(f"--cache-teacher is for task distillation; {flag} runs the teacher alongside the student")
+        _positive(self, "random_text", "top_k", "max_probe_examples", optional=True)
+        if not 0 < self.mlm_probability < 1:
+            raise ProtegeError(f"--mlm-probability must be in (0, 1), got {self.mlm_probability}")
+        if not (self.mask_smoothing >= 0 and math.isfinite(self.mask_smoothing)):
+            raise ProtegeError(f"--mask-smoothing must be >= 0, got {self.mask_smoothing}")
+        if self.kd_positions not in ("masked", "all"):
+            raise ProtegeError(f"--kd-positions must be masked or all, got {self.kd_positions!r}")
+        if self.lm_loss not in ("forward_kl", "reverse_kl", "jsd"):
+            raise ProtegeError(f"--lm-loss must be forward_kl, reverse_kl or jsd, got {self.lm_loss!r}")
+        if not 0 < self.jsd_beta < 1:
+            raise ProtegeError(f"--jsd-beta must be in (0, 1), got {self.jsd_beta}")
+        if (self.probe_train is None) != (self.probe_eval is None):
+            raise ProtegeError("the linear probe needs both --probe-train and --probe-eval")
+        if self.objective != "embedding" and (self.sts or self.probe_train):
+            raise ProtegeError(f"--sts and --probe-train/--probe-eval score sentence embeddings; use them with --objective embedding")
+        if self.top_k is not None and self.objective not in ("mlm", "clm"):
+            raise ProtegeError(f"--top-k applies to the token distributions of --objective mlm or clm, not {self.objective}")
+        weights = self.general_weights  # resolves defaults and rejects weights the objective does not use
+        for name, value in weights.items():
+            if not (value >= 0 and math.isfinite(value)):
+                raise ProtegeError(f"--alpha-{name} must be >= 0, got {value}")
+        if not any(weights.values()):
+            raise ProtegeError(f"every loss weight of {flag} is 0; set at least one of "
+                               + ", ".join(f"--alpha-{n}" for n in weights))
+
+    @property
+    def general_weights(self) -> dict[str, float]:
+        """Loss weights of a general objective, defaults resolved: ``{term: weight}``.
+
+        mlm: kd (soft targets), lm (MLM), cos (last hidden states), DistilBERT's 5:2:1 as 1 : 0.4 : 0.2;
+        tinybert: attn, hidden, embed (all 1 when none is set); embedding: cos (default 1), mse,
+        hidden (token states over the layer map); clm: kd (the --lm-loss divergence), lm (next token).
+        """
+        o = self.objective
+        table = {"mlm": {"kd": self.alpha_kd, "lm": _default(self.alpha_lm, 0.4), "cos": _default(self.alpha_cos, 0.2)},
+                 "tinybert": {"attn": self.alpha_attn, "hidden": self.alpha_hidden, "embed": self.alpha_embed},
+                 "embedding": {"cos": _default(self.alpha_cos, 1.0), "mse": self.alpha_mse, "hidden": self.alpha_hidden},
+                 "clm": {"kd": self.alpha_kd, "lm": _default(self.alpha_lm, 0.0)}}
+        if o not in table:
+            return {}
+        used = table[o]
+        if o == "tinybert" and not any(used.values()):
+            used = {k: 1.0 for k in used}
+        task_only = {"alpha_ce": 0.0, "alpha_mse": 0.0, "alpha_hidden": 0.0, "alpha_attn": 0.0, "alpha_embed": 0.0, "alpha_kd": 1.0}
+        for name, default in task_only.items():
+            if name[6:] not in used and getattr(self, name) != default:
+                raise ProtegeError(f"--{name.replace('_', '-')} does not apply to --objective {o}; its losses are "
+                                   + ", ".join(f"--alpha-{k}" for k in used))
+        for name in ("alpha_lm", "alpha_cos"):
+            if getattr(self, name) is not None and name[6:] not in used:
+                raise ProtegeError(f"--{name.replace('_', '-')} does not apply to --objective {o}; its losses are "
+                                   + ", ".join(f"--alpha-{k}" for k in used))
+        return used
 
     @property
     def student_kind(self) -> str:
@@ -186,6 +292,13 @@ class CacheConfig:
             raise ProtegeError(f"--cache-budget must be > 0 GB, got {self.cache_budget}")
         if min(self.alpha_hidden, self.alpha_attn, self.alpha_embed) < 0:
             raise ProtegeError("--alpha-hidden, --alpha-attn and --alpha-embed must be >= 0")
+
+
+OBJECTIVES = ("task", "mlm", "tinybert", "embedding", "clm")
+
+
+def _default(value, default):
+    return default if value is None else value
 
 
 def _positive(cfg, *names, optional=False):

@@ -4,7 +4,9 @@ total = alpha_kd * KD(T) + alpha_ce * CE(gold) + alpha_mse * MSE(logits)
       + alpha_hidden * hidden(mapped layers) + alpha_attn * attention(mapped layers)
       + alpha_embed * embedding-layer MSE
 (Hinton et al. 2015; Sanh et al. 2019; Jiao et al. 2020.) For regression teachers the soft
-target is the teacher's prediction itself, so KD becomes an MSE on the outputs.
+target is the teacher's prediction itself, so KD becomes an MSE on the outputs. KD is computed as
+KL(teacher || student): the same gradient as Hinton's soft-target cross-entropy, minus the
+teacher's entropy, so the logged value is 0 when the student matches.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def distillation_losses(student_out, teacher_out, batch: dict, objective: Object
     terms: dict[str, torch.Tensor] = {}
     if o.alpha_kd:
         terms["kd"] = losses.logits_mse(s_logits, t_logits) if regression else \
-            losses.soft_cross_entropy(s_logits, t_logits, temperature=o.temperature)
+            losses.kl_divergence(s_logits, t_logits, temperature=o.temperature)
     if o.alpha_ce:
         if "labels" not in batch:
             raise ProtegeError("--alpha-ce needs gold labels in the training data; set --alpha-ce 0 or add a label column")

@@ -141,13 +141,14 @@ def model_card(metrics: dict) -> str:
 
     config = metrics.get("config") or {}
     training = metrics.get("training") or {}
-    if config or training.get("steps") is not None:
+    if config or training.get("steps") is not None or metrics.get("method"):
         out += ["", "## How it was made", ""]
         if training.get("steps") is not None:
             took = f" ({training['seconds']} s)" if training.get("seconds") is not None else ""
             out += [f"Trained for {training['steps']} steps{took}.", ""]
-        if config.get("method") is not None:
-            out.append(f"Method: **{config['method']}**" + (f", teacher `{teacher_name}`." if teacher_name else "."))
+        method = metrics.get("method") or config.get("method")
+        if method is not None:
+            out.append(f"Method: **{method}**" + (f", teacher `{teacher_name}`." if teacher_name else "."))
             out.append("")
         settings = [(k, v) for k, v in _leaves(config) if k != "method"]
         if settings:

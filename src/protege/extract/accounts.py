@@ -144,7 +144,7 @@ class Accounts:
                 if n > burst:
                     raise RateLimited(f"{n} queries in one request exceed the rate limit of {account.rate:g} per second; "
                                       f"send at most {burst} per request", retry_after=0.0, max_batch=burst)
-                if tokens < n:
+                if tokens + 1e-9 < n:
                     wait = (n - tokens) / account.rate
                     raise RateLimited(f"rate limit of {account.rate:g} queries per second exceeded; retry in {wait:.2f} s", wait)
             remaining = None

@@ -55,19 +55,21 @@ def extract(config: ExtractConfig | None = None, *, victim=None, **kwargs) -> di
     """Query a victim classifier and train a pretrained student on its answers.
 
     Keyword arguments are the fields of :class:`~protege.extract.config.ExtractConfig` (the CLI
-    flags of ``protege extract``). ``victim`` may be an in-process
-    :class:`~protege.extract.victim.Victim` (or anything with ``info()`` and ``predict``),
-    used instead of ``--victim``. Returns the metrics written to ``out/metrics.json``.
+    flags of ``protege extract``). ``victim`` is a URL or a classifier folder, as on the command
+    line, or an in-process :class:`~protege.extract.victim.Victim` (anything with ``info()``
+    and ``predict``). Returns the metrics written to ``out/metrics.json``.
     """
     from protege.distill.outputs import prepare_output, staging_dir
     from protege.distill.trainer import has_checkpoint
     from protege.extract.client import connect
     from protege.models.loading import quiet_transformers
 
+    if isinstance(victim, (str, Path)):  # a URL or folder: the config field
+        kwargs["victim"], victim = str(victim), None
+    elif victim is not None and config is None:
+        kwargs["victim"] = str(getattr(victim, "name", None) or type(victim).__name__)
     if config is not None and kwargs:
         raise TypeError("pass either a config object or keyword arguments, not both")
-    if victim is not None and "victim" not in kwargs and config is None:
-        kwargs["victim"] = getattr(victim, "name", None) or type(victim).__name__
     cfg = config if config is not None else ExtractConfig(**kwargs)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ProtegeError("extract runs in one process (it owns the query log); start it without torchrun/accelerate launch")
@@ -146,15 +148,21 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
     if got_eval is not None:
         victim_logits = np.log(np.clip(targets_from_answers(got_eval.answers, len(labels)), 1e-8, None)).astype(np.float32)
     eval_fn = _eval_fn(eval_ex, tokenizer, _CLASSIFICATION, cfg.max_length, device, victim_logits) if eval_ex is not None else None
-    _log(f"training {cfg.student} on {len(features)} answers ({'soft targets: KD on the returned probabilities' if soft else 'hard labels: cross-entropy on the argmax'}) on {device}")
+    how = "soft targets: KD on the returned probabilities" if soft else "hard labels: cross-entropy on the argmax"
+    _log(f"training {cfg.student} on {len(features)} answers ({how}) on {device}")
     result = train(model, features, settings=cfg, loss_fn=loss_fn, work_dir=stage, pad_token_id=tokenizer.pad_token_id or 0,
                    eval_fn=eval_fn, primary="agreement" if victim_logits is not None else "accuracy", device=device)
-    extraction = {"victim": meta["victim"], "output": victim.info().get("output"), "targets": "soft" if soft else "hard",
+    extraction = {"victim": meta["victim"], "output": _answer_mode(got.answers), "targets": "soft" if soft else "hard",
                   "queries": cfg.queries, "query_corpus": cfg.query_corpus, "budget": cfg.budget,
                   "sent": got.new, "from_log": got.reused, "query_log": str(log_path),
                   "eval_queries": len(got_eval.texts) if got_eval else 0, "eval_sent": got_eval.new if got_eval else 0,
                   "query_seconds": round(got.seconds + (got_eval.seconds if got_eval else 0.0), 1)}
     return _finish(cfg, stage, model, tokenizer, result, eval_ex, eval_fn, victim_logits, extraction, device)
+
+
+def _answer_mode(answers: list[dict]) -> str:
+    """What the answers revealed: "probs", "top-k" or "label"."""
+    return "probs" if any("probs" in a for a in answers) else "top-k" if any("top_k" in a for a in answers) else "label"
 
 
 def _check_budget(victim, new_train: int, new_eval: int) -> None:

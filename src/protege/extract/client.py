@@ -64,6 +64,12 @@ class HttpVictim:
         """Close the connection pool."""
         self._http.close()
 
+    def __enter__(self) -> "HttpVictim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def info(self) -> dict:
         """``GET /health``: label names, output mode and request limits (fetched once)."""
         if self._info is None:

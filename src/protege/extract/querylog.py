@@ -44,10 +44,14 @@ class QueryLog:
             self._handle = open(self.path, "ab+")
         except OSError as err:
             raise ProtegeError(f"cannot open the query log {self.path} ({err.strerror}); choose a writable --query-log") from None
-        self._lock()
-        if self.path.stat().st_size == 0:
-            self._write([{"protege_query_log": _FORMAT, "meta": meta or {}}])
-        self.meta, self._records = self._read(repair=True)
+        try:
+            self._lock()
+            if self.path.stat().st_size == 0:
+                self._write([{"protege_query_log": _FORMAT, "meta": meta or {}}])
+            self.meta, self._records = self._read(repair=True)
+        except BaseException:
+            self.close()
+            raise
 
     def __len__(self) -> int:
         return len(self._records)

@@ -55,7 +55,9 @@ class Victim:
         self.tokenizer = tokenizer
         self.output, self.top_k, self.decimals = output, top_k, decimals
         self.watermark = watermark
-        self.max_length, self.batch_size = max_length, batch_size
+        positions = getattr(model.config, "max_position_embeddings", None)
+        self.max_length = min(max_length, positions) if isinstance(positions, int) and positions > 2 else max_length
+        self.batch_size = batch_size
         self.device = resolve_device(device)
         self.model.to(self.device)
         self.calls = 0

@@ -7,9 +7,12 @@
 
 Modules: ``config`` (one frozen config per method, plus the run's), ``magnitude``, ``lottery``,
 ``structured``, ``schedule``, ``report`` (the pruning section of a run's report) and ``api``.
+The package is callable: ``protege.prune(...)`` is :func:`protege.prune.api.prune`.
 """
 
 import importlib
+
+from protege._callable import make_callable
 
 _EXPORTS = {
     "prune": "api", "prune_": "api",
@@ -35,3 +38,6 @@ def __getattr__(name):
 
 def __dir__():
     return __all__
+
+
+make_callable(__name__, "protege.prune.api", "prune")

@@ -206,7 +206,11 @@ def _prepare(cfg: PruneConfig, mcfg) -> _Run:
     tokenizer = load_tokenizer(cfg.model)
     problem = problem_type_of(dense.config)
     run = _Run(cfg, mcfg, dense, tokenizer, problem, primary_metric(problem))
-    prunable_weights(dense)  # an architecture whose blocks cannot be found fails here
+    try:
+        prunable_weights(dense)
+    except ProtegeError:
+        raise ProtegeError(f"cannot find the transformer blocks of {cfg.model} ({type(dense).__name__}); protege prune "
+                           "supports encoders whose blocks sit in one ModuleList (BERT, RoBERTa, DistilBERT, ELECTRA, MPNet)") from None
     if isinstance(mcfg, StructuredConfig):
         check_structured(dense, mcfg)
     if isinstance(mcfg, MasksConfig):

@@ -7,25 +7,20 @@ PNG plots, and returns a :class:`~protege.report.api.Report`. Modules: ``collect
 run folders, match teachers), ``table`` (the comparison table), ``pareto``, ``plots``, ``text``
 (terminal and Markdown), ``html``, ``remeasure`` (re-time all models in one session), ``api``.
 
-This package is also callable, so ``protege.report(...)`` is the function
-:func:`protege.report.api.report` whether or not the package has been imported.
+The package is callable: ``protege.report(...)`` is :func:`protege.report.api.report`.
 """
 
-import inspect
-import sys
-import types
-
-from protege.report.api import Report, report
+from protege._callable import make_callable
 
 __all__ = ["report", "Report"]
 
 
-class _CallableModule(types.ModuleType):
-    # importing protege.report.* binds the package itself to the attribute protege.report,
-    # where the lazy public API would otherwise put the function; calling it calls the function
-    def __call__(self, *args, **kwargs):
-        return report(*args, **kwargs)
+def __getattr__(name):
+    if name in __all__:
+        from protege.report import api
+
+        return getattr(api, name)
+    raise AttributeError(name)
 
 
-sys.modules[__name__].__class__ = _CallableModule
-__signature__ = inspect.signature(report)
+make_callable(__name__, "protege.report.api", "report")

@@ -149,23 +149,34 @@ def _sparsity(table: Table) -> Plot | None:
 
 
 def _extraction(table: Table) -> Plot | None:
-    histories = {r["run"]: query_history(r["_run"]) for r in table.rows}
-    histories = {k: v for k, v in histories.items() if v}
-    if not histories:
+    """Agreement and quality against queries spent: one line per kind of extraction across runs
+    (e.g. RANDOM vs WIKI queries at several budgets), and each run's own history when it logged one."""
+    lines: dict[str, list[tuple]] = {}
+    for r in table.rows:
+        ex = r["_run"].metrics.get("extraction")
+        spent = _num(ex.get("budget")) if isinstance(ex, dict) else None
+        if spent is not None:
+            kind = ", ".join(str(ex[k]) + suffix for k, suffix in (("queries", " queries"), ("targets", " labels")) if ex.get(k))
+            lines.setdefault(kind or "extraction", []).append((spent, r.get("agreement"), r.get(table.primary)))
+    for r in table.rows:
+        if query_history(r["_run"]):
+            lines[f"{r['run']} (during training)"] = query_history(r["_run"])
+    if sum(len(points) for points in lines.values()) < 2:
         return None
     fig, axes = _figure((8.0, 3.6), ncols=2)
-    for ax, idx, label in ((axes[0], 1, "agreement with the teacher"), (axes[1], 2, table.primary)):
-        for name, points in histories.items():
-            pts = [(p[0], p[idx]) for p in points if p[idx] is not None]
+    for ax, idx, label in ((axes[0], 1, "agreement with the victim"), (axes[1], 2, table.primary)):
+        for name, points in lines.items():
+            pts = sorted((p[0], p[idx]) for p in points if p[idx] is not None)
             if pts:
-                ax.plot([x for x, _ in pts], [y for _, y in pts], "o-", ms=3, label=name)
+                ax.plot([x for x, _ in pts], [y for _, y in pts], "o--" if "(during" in name else "o-", ms=3, label=name)
         ax.set_xlabel("queries spent")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Extraction: agreement and quality vs queries", fontsize=9)
+    fig.suptitle("Extraction: agreement and quality vs queries spent", fontsize=9)
     return Plot("extraction.png", "Extraction", "Agreement with the victim and task quality against the number of "
-                "queries spent.", _png(fig))
+                "queries spent: one line per kind of query and answer across runs, dashed lines for a run's own "
+                "history.", _png(fig))
 
 
 def _curves(run, name: str) -> Plot | None:

@@ -48,6 +48,7 @@ _AFTER = [
     Column("retention", "retention", "percent", "high"),
     Column("parameters", "params", "count", "low"),
     Column("non_embedding_parameters", "non-emb params", "count", "low"),
+    Column("remaining_parameters", "non-zero params", "count", "low"),
     Column("disk_mb", "disk MB", "num", "low"),
     Column("latency_p50", "p50 ms", "num", "low"),
     Column("latency_p95", "p95 ms", "num", "low"),
@@ -113,13 +114,15 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         m, teacher = run.metrics, teachers[run.name]
         speed = speeds[run.name]
         flat = {**_part(_part(m, "eval"), "metrics"), **_part(_part(m, "eval"), "agreement"), **_part(m, "size")}
-        row = {"_run": run, "_source": _source(m), "run": run.name, "method": _method(m), "teacher": teacher.name if teacher else _short(teacher_ref(m))}
+        row = {"_run": run, "_source": _source(m), "run": run.name, "method": _method(m),
+               "teacher": teacher.name if teacher else _short(teacher_ref(m))}
         row.update({k: _num(v) for k, v in flat.items() if _num(v) is not None})
         disk = _num(flat.get("disk_bytes"))
         row["disk_mb"] = disk / 1e6 if disk is not None else None
         if _has_speed(speed):
             row.update(latency_p50=_num(speed.get("latency_ms_p50")), latency_p95=_num(speed.get("latency_ms_p95")),
                        throughput=_num(speed.get("throughput_per_s")), timed_on=sessions[speed_setting(speed)])
+        row["remaining_parameters"] = _num(_part(m, "pruning").get("remaining_parameters"))
         row.update(sparsity=_sparsity(m), train_time=_num(_part(m, "training").get("seconds")),
                    data=_train_data(m), settings=key_settings(m))
         if len(sources) > 1:
@@ -205,34 +208,33 @@ def primary_of(metrics: dict) -> str:
     return "pearson" if metrics.get("problem_type") == "regression" else "accuracy"
 
 
-def key_settings(metrics: dict) -> str:
-    """How a run was made, in a few words: the student, the losses, method settings, the schedule."""
+def key_settings(metrics: dict) -> str | None:
+    """How a run was made, in a few words: the student or source model, method settings, and, when it
+    trained, the losses and the schedule."""
     config = _part(metrics, "config")
+    trained = bool(_num(_part(metrics, "training").get("steps")))
     parts = []
     student = _part(metrics, "student").get("description")
     if student:
         parts.append(str(student))
     elif isinstance(config.get("model"), str):
         parts.append(f"from {_short(config['model'])}")
-    losses = []
-    for k, v in config.items():
-        if k.startswith("alpha_") and _num(v):
-            extra = f" ({config['hidden_loss']})" if k == "alpha_hidden" and config.get("hidden_loss") else ""
-            losses.append(f"{k[6:]} {v:g}{extra}")
-    if losses:
+    losses = [f"{k[6:]} {v:g}" + (f" ({config['hidden_loss']})" if k == "alpha_hidden" and config.get("hidden_loss") else "")
+              for k, v in config.items() if k.startswith("alpha_") and _num(v)]
+    if trained and losses:
         parts.append("loss " + " + ".join(losses))
-    if _num(config.get("alpha_kd")) and _num(config.get("temperature")):
-        parts.append(f"T {config['temperature']:g}")
+        if _num(config.get("alpha_kd")) and _num(config.get("temperature")):
+            parts.append(f"T {config['temperature']:g}")
     for k, v in config.items():
-        if (k in _PLUMBING or k.startswith("alpha_") or _secret(k) or v is None or v == [] or v == {}
+        if (k in _PLUMBING or k.startswith("alpha_") or _secret(k) or v is None or v is False or v in ([], {})
                 or (student and k.startswith("student"))):
             continue
-        parts.append(f"{k.replace('_', ' ')} {_setting(v)}")
-    if _num(config.get("max_steps")):
+        parts.append(k.replace("_", " ") + ("" if v is True else f" {_setting(v)}"))
+    if trained and _num(config.get("max_steps")):
         parts.append(f"{config['max_steps']} steps")
-    elif _num(config.get("epochs")):
+    elif trained and _num(config.get("epochs")):
         parts.append(f"{config['epochs']:g} epoch{'s' if config['epochs'] != 1 else ''}")
-    if _num(config.get("lr")):
+    if trained and _num(config.get("lr")):
         parts.append(f"lr {config['lr']:g}")
     return "; ".join(parts) or None
 
@@ -335,6 +337,8 @@ def _short(ref) -> str | None:
     """A path or hub id, shortened to its last two parts."""
     if ref is None:
         return None
+    if "://" in str(ref):  # a URL (an extraction's victim) says more whole
+        return str(ref)
     parts = [p for p in str(ref).replace("\\", "/").split("/") if p]
     return "/".join(parts[-2:]) if parts else str(ref)
 
@@ -348,7 +352,8 @@ def _method(m) -> str | None:
 
 
 def _sparsity(m):
-    value = m.get("sparsity")
+    """The measured sparsity (a pruning run's), else the one asked for; a fraction."""
+    value = _part(m, "pruning").get("sparsity", m.get("sparsity"))
     if isinstance(value, dict):
         value = next((value[k] for k in ("overall", "global", "total", "achieved", "actual", "sparsity")
                       if _num(value.get(k)) is not None), None)

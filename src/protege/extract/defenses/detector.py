@@ -54,7 +54,8 @@ class Detector:
     def scores_of(self, features: np.ndarray) -> np.ndarray:
         """Scores of precomputed :func:`victim_features`."""
         if features.shape[1] != len(self.coef):
-            raise ProtegeError(f"the detector expects {len(self.coef)} features, got {features.shape[1]}; it was trained for another victim")
+            raise ProtegeError(f"the detector expects {len(self.coef)} features, got {features.shape[1]}; "
+                               "it was trained for another victim")
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
@@ -166,8 +167,7 @@ def detect(victim: str, *, genuine: str, ood: list[str] | None = None, queries: 
         generated[name] = make_queries(kind, n, seed=seed, corpus=query_corpus, tokenizer=model.tokenizer)[0]
     if not generated:
         raise ProtegeError("--queries names no query kind; use e.g. random,wiki")
-    others = {Path(path).stem if Path(path).parent.name in ("", ".") else f"{Path(path).parent.name}/{Path(path).stem}":
-              _sample(read_corpus(path), n, seed) for path in (ood or [])}
+    others = {_set_name(path): _sample(read_corpus(path), n, seed) for path in (ood or [])}
     detector, report = detection_report(model, genuine=real, queries=generated, ood=others, target_fpr=target_fpr, seed=seed)
     report = {"victim": victim, "genuine": genuine, **report}
     if out:
@@ -175,6 +175,11 @@ def detect(victim: str, *, genuine: str, ood: list[str] | None = None, queries: 
 
         write_json_atomic(out, {"detector": asdict(detector), "report": report})
     return report
+
+
+def _set_name(path: str) -> str:
+    p = Path(path).resolve()
+    return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem  # agnews/dev.tsv -> "agnews/dev"
 
 
 def _sample(texts: list[str], n: int, seed: int) -> list[str]:

@@ -1,0 +1,198 @@
+"""General (task-agnostic) distillation: ``protege distill --objective mlm|tinybert|embedding|clm``.
+
+One path for the four objectives, the same as task distillation's: check everything (config,
+teacher, student, text, evaluation files) before writing anything, read the transfer text
+(a corpus, or random word sequences for data-free transfer), pack or encode it, train with
+:func:`protege.distill.trainer.train` and the objective's ``loss``, then save the student, score
+teacher and student side by side (held-out text, STS / probe for embeddings, size, CPU speed)
+and move the finished folder into place.
+
+The objective classes (:mod:`~protege.distill.mlm`, :mod:`~protege.distill.tinybert`,
+:mod:`~protege.distill.embedding`, :mod:`~protege.distill.clm`) share no base class; each has
+``teacher``, ``tokenizer``, ``student``, ``extra`` (projections), ``layer_map``,
+``description``, ``packs``, ``primary`` and the methods ``prepare``, ``loss``,
+``eval_features``, ``held_out`` and ``save``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from protege.errors import ProtegeError
+
+__all__ = ["OBJECTIVE_CLASSES", "distill_general", "transfer_text", "make_objective"]
+
+HOLDOUT_SHARE, HOLDOUT_MAX, HOLDOUT_MIN_LINES = 20, 1000, 40  # 1/20 of the lines, at most 1000, from 40 lines on
+SPEED_TEXTS = 64
+
+
+def _classes():
+    from protege.distill.clm import CausalLMObjective
+    from protege.distill.embedding import EmbeddingObjective
+    from protege.distill.mlm import MaskedLMObjective
+    from protege.distill.tinybert import TinyBertObjective
+
+    return {"mlm": MaskedLMObjective, "tinybert": TinyBertObjective, "embedding": EmbeddingObjective, "clm": CausalLMObjective}
+
+
+OBJECTIVE_CLASSES = ("mlm", "tinybert", "embedding", "clm")
+
+
+def make_objective(cfg):
+    """The objective object for ``cfg.objective`` (loads the teacher and builds the student)."""
+    return _classes()[cfg.objective](cfg)
+
+
+def transfer_text(cfg, tokenizer) -> tuple[list[str], str]:
+    """The training texts and a description of where they came from.
+
+    ``--train-text``: the lines of a file, table or datasets name (``--max-train-examples``
+    caps them). ``--random-text N``: N random word sequences (Krishna et al. 2020's RANDOM
+    generator, :func:`protege.extract.queries.random_queries`): words from the unigram
+    distribution of ``--random-corpus`` (and its sentence lengths), else uniform over the
+    teacher tokenizer's whole words with English-like lengths.
+    """
+    from protege.data.text import read_lines
+
+    if cfg.train_text:
+        lines = read_lines(cfg.train_text, split=cfg.split, text_column=cfg.text_column, max_lines=cfg.max_train_examples)
+        return lines, str(cfg.train_text)
+    from protege.extract.queries import Unigram, random_queries, read_corpus
+
+    corpus = read_corpus(cfg.random_corpus) if cfg.random_corpus else None
+    if corpus:
+        unigram = Unigram.from_texts(corpus)
+    else:
+        try:
+            unigram = Unigram.from_tokenizer(tokenizer)
+        except ProtegeError:
+            raise ProtegeError("the teacher's tokenizer has too few whole-word tokens for --random-text; "
+                               "pass --random-corpus FILE (one sentence a line)") from None
+    lines = random_queries(cfg.random_text, unigram=unigram, seed=cfg.seed, corpus=corpus)
+    where = f"the words of {cfg.random_corpus}" if corpus else "the teacher vocabulary"
+    return lines, f"{cfg.random_text} random word sequences (unigram of {where})"
+
+
+def _held_out(cfg, lines: list[str]) -> tuple[list[str], list[str], str | None]:
+    """``(train lines, held-out lines, description)``: ``--eval-text``, else the last 5% of the lines."""
+    from protege.data.text import read_lines
+
+    if cfg.eval_text:
+        return lines, read_lines(cfg.eval_text, split="validation", text_column=cfg.text_column,
+                                 max_lines=cfg.max_eval_examples), str(cfg.eval_text)
+    if len(lines) < HOLDOUT_MIN_LINES:
+        return lines, [], None
+    k = min(HOLDOUT_MAX, len(lines) // HOLDOUT_SHARE, cfg.max_eval_examples or HOLDOUT_MAX)
+    return lines[:-k], lines[-k:], f"the last {k} lines of the transfer text (held out)"
+
+
+def _features(lines, tokenizer, *, pack: bool, max_length: int) -> list[dict]:
+    from protege.data.text import encode_lines, pack_sequences, tokenize_lines
+
+    if pack:
+        return pack_sequences(tokenize_lines(lines, tokenizer), tokenizer, max_length=max_length)
+    return encode_lines(lines, tokenizer, max_length=max_length)
+
+
+def distill_general(cfg) -> dict:
+    """Run general distillation for a :class:`~protege.distill.config.DistillConfig` with ``objective != "task"``.
+
+    Returns the metrics written to ``out/metrics.json``.
+    """
+    from protege.distill.api import _log, _prepare
+    from protege.distill.trainer import resolve_device, train
+    from protege.models.loading import quiet_transformers
+
+    quiet_transformers()
+    objective = make_objective(cfg)
+    tokenizer = objective.tokenizer
+    lines, source = transfer_text(cfg, tokenizer)
+    train_lines, eval_lines, eval_source = _held_out(cfg, lines)
+    pack = objective.packs if cfg.pack is None else cfg.pack
+    features = _features(train_lines, tokenizer, pack=pack, max_length=cfg.max_length)
+    if not features:
+        raise ProtegeError(f"{source}: no training sequences after tokenisation; pass more text")
+    eval_features = objective.eval_features(_features(eval_lines, tokenizer, pack=pack, max_length=cfg.max_length)) if eval_lines else []
+    objective.prepare(features)
+    device = resolve_device(cfg.device)
+    stage = _prepare(cfg)
+    objective.teacher.to(device).requires_grad_(False)
+    tokens = sum(len(f["input_ids"]) for f in features)
+    _log(f"{cfg.objective} distillation of {cfg.teacher} into {objective.description} on {len(features)} sequences "
+         f"({tokens} tokens, {len(train_lines)} lines of {source}{', packed' if pack else ''}) on {device}; losses: {objective.losses_text}")
+    eval_fn = None
+    if eval_features and cfg.eval_every and objective.primary:
+        def eval_fn(model):
+            scores = objective.held_out(model, eval_features, device)
+            return {**scores.get("model", {}), **scores.get("agreement", {})}
+    result = train(objective.student, features, settings=cfg, loss_fn=objective.loss, work_dir=stage,
+                   pad_token_id=tokenizer.pad_token_id or 0, eval_fn=eval_fn, primary=objective.primary,
+                   extra_modules=objective.extra, device=device)
+    return _finish(cfg, stage, objective, result, eval_features, eval_source, eval_lines or train_lines, source, device)
+
+
+def _sdpa(model) -> None:
+    if hasattr(model, "set_attn_implementation"):
+        try:  # attention maps were only needed for training; ship the fast kernel
+            model.set_attn_implementation("sdpa")
+        except (ValueError, ImportError):
+            pass
+
+
+def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lines, source, device) -> dict:
+    """Save, score side by side, write metrics.json + model card + config, move into place (main process only)."""
+    from protege.distill.api import _log
+    from protege.distill.outputs import finalize_output
+    from protege.distill.trainer import process_group
+    from protege.evaluate.general import measure_pair
+    from protege.evaluate.general_report import general_model_card, summary_line
+    from protege.evaluate.report import write_json_atomic
+    from protege.models.sentence import SentenceEncoder
+
+    if process_group()[0] != 0:
+        return {}
+    student, teacher = objective.student, objective.teacher
+    _log("measuring quality, size and speed ...")
+    scores = objective.held_out(student, eval_features, device) if eval_features else None  # before the attention kernel changes
+    for model in (student, teacher):
+        _sdpa(model.transformer if isinstance(model, SentenceEncoder) else model)
+    objective.save(stage)
+    held_out = (lambda: scores) if scores is not None else None
+    with torch.inference_mode():
+        metrics = measure_pair(kind=cfg.objective, student=student, teacher=teacher, tokenizer=objective.tokenizer,
+                               student_name=str(cfg.out), teacher_name=cfg.teacher, student_dir=stage,
+                               teacher_dir=_teacher_folder(cfg.teacher), held_out=held_out,
+                               eval_source=f"{eval_source} ({len(eval_features)} sequences)", eval_n=len(eval_features),
+                               reports=(lambda: objective.reports(device)) if hasattr(objective, "reports") else None,
+                               speed_texts=speed_lines[:SPEED_TEXTS], speed=cfg.speed, speed_seconds=cfg.speed_seconds,
+                               max_length=cfg.max_length)
+    metrics["model"] = str(cfg.out)
+    metrics["training"] = {"steps": result.steps, "seconds": round(result.seconds, 1),
+                           "examples_per_s": round(result.examples_per_s, 2), "best_step": result.best_step,
+                           "stopped_early": result.stopped_early, "final_loss": result.final_loss,
+                           "transfer_text": source}
+    metrics["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+    metrics["command"] = " ".join(["protege"] + sys.argv[1:]) if Path(sys.argv[0]).name in ("protege", "__main__.py") else None
+    metrics.update({"method": f"distill-{cfg.objective}", "history": result.history,
+                    "student": {"kind": cfg.student_kind, "description": objective.description,
+                                "layer_map": list(objective.layer_map)}})
+    write_json_atomic(stage / "metrics.json", metrics)
+    (stage / "README.md").write_text(general_model_card(metrics, objective))
+    (stage / "protege_config.json").write_text(json.dumps(metrics["config"], indent=2) + "\n")
+    finalize_output(stage, cfg.out)
+    line = summary_line(metrics)
+    if line:
+        _log(line)
+    return metrics
+
+
+def _teacher_folder(name: str):
+    from protege.distill.tinybert import teacher_transformer_path
+
+    path = Path(teacher_transformer_path(name)) if Path(name).is_dir() else None
+    return path if path is not None and path.is_dir() else None
