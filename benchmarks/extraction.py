@@ -212,7 +212,8 @@ def print_tables(results: dict, budgets, kinds, outputs) -> None:
         for kind, rate in det["detection_rate"].items():
             print(f"| {kind.upper()} queries (detection rate) | {100 * rate:.1f}% |")
         for name, rate in det["false_positive_rate"].items():
-            print(f"| {name} genuine users (false positives) | {100 * rate:.1f}% |")
+            who = "SST-2 sentences (held out)" if name == "genuine" else f"{name} sentences"
+            print(f"| genuine users: {who} (false positives) | {100 * rate:.1f}% |")
     target = runs.get(f"random-1x-{outputs[0]}") or runs.get("random-1x-label")
     if target:
         print(f"\ntarget (agreement >= 90% with RANDOM at 1x): {'met' if target['agreement'] >= 0.9 else 'NOT met'}")

@@ -11,6 +11,17 @@ import pytest
 from helpers import build_tokenizer, make_sentences, tiny_bert_config
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread; OpenMP workers only contend on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer_dir(tmp_path_factory):
     """Folder holding the tiny tokenizer."""

@@ -15,7 +15,7 @@ KEY = "attacker-key-42"
 
 def _extract(victim, out, backbone_dir, corpus_file, dev_file, **kw):
     args = dict(student=str(backbone_dir), queries="random", query_corpus=str(corpus_file), budget=240, eval=str(dev_file),
-                out=str(out), epochs=6, lr=2e-3, batch_size=16, max_length=32, speed=False, progress=False)
+                out=str(out), epochs=8, lr=3e-3, batch_size=16, max_length=32, speed=False, progress=False)
     return protege.extract(victim=victim, **{**args, **kw})
 
 
@@ -62,6 +62,21 @@ def test_a_rerun_reuses_the_paid_answers(clean_run, make_rule_victim, backbone_d
     assert (metrics["extraction"]["sent"], metrics["extraction"]["from_log"]) == (0, 100)
 
 
+def test_pair_tasks_send_the_first_text_with_words_replaced(tmp_path, make_rule_victim, backbone_dir, corpus_file):
+    seen = []
+
+    class PairVictim(make_rule_victim):
+        def predict(self, texts, pairs=None):
+            seen.extend(zip(texts, pairs))
+            return super().predict(texts, pairs)
+
+    metrics = _extract(PairVictim("label"), tmp_path / "pairs", backbone_dir, corpus_file, None, eval=None, budget=40,
+                       pairs=True, pair_replace=2, max_steps=1)
+    assert len(seen) == 40 and all(a != b and len(a.split()) == len(b.split()) for a, b in seen[:10])
+    logged = [json.loads(line) for line in (tmp_path / "pairs.queries.jsonl").read_text().splitlines()[1:]]
+    assert [(r["text"], r["text_pair"]) for r in logged] == seen and metrics["extraction"]["sent"] == 40
+
+
 def test_a_model_trained_on_watermarked_answers_is_caught(clean_run, make_rule_victim, tmp_path, backbone_dir, corpus_file, dev_file):
     marked = make_rule_victim("label", watermark=Watermark("owner-secret-1", 0.1))
     _extract(marked, tmp_path / "marked", backbone_dir, corpus_file, dev_file, epochs=25, lr=3e-3, warmup_ratio=0.0,
@@ -95,6 +110,18 @@ def test_cli_extracts_over_http_and_keeps_the_key_out_of_every_file(tmp_path, ma
     written = [p for p in tmp_path.joinpath("runs").rglob("*") if p.is_file()]
     assert len(written) > 5 and not any(KEY in p.read_text(errors="ignore") for p in written)
     assert json.loads((out / "metrics.json").read_text())["extraction"]["victim"] == server.url
+
+
+def test_a_budget_too_small_fails_before_sending_anything(tmp_path, make_rule_victim, backbone_dir, corpus_file, capsys):
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({KEY: {"budget": 50, "rate": None}}))
+    accounts, victim, out = Accounts.from_file(keys), make_rule_victim("label"), tmp_path / "stolen"
+    with RunningServer(create_app(victim, accounts=accounts)) as server:
+        code = main(["extract", "--victim", server.url, "--api-key", KEY, "--student", str(backbone_dir), "--query-corpus",
+                     str(corpus_file), "--budget", "64", "--out", str(out), *FAST])
+    accounts.close()
+    assert code == 2 and "has 50 queries left but this run needs 64" in _error(capsys)
+    assert victim.queries == 0 and not out.exists() and not (tmp_path / "stolen.queries.jsonl").exists()
 
 
 def _error(capsys):

@@ -113,7 +113,7 @@ def test_structured_ffn_only_loads_with_stock_transformers(tiny_teacher_dir, tmp
 def test_imp_finds_a_ticket_with_controls(tiny_teacher_dir, tiny_data_dir, tmp_path, capsys):
     out = tmp_path / "ticket"
     printed = _run(capsys, tiny_teacher_dir, "--method", "imp", "--rounds", "2", "--rate", "0.5", "--tolerance", "1",
-                   "--rewind-step", "1", "--controls", "--train", tiny_data_dir / "train.tsv",
+                   "--rewind-step", "1", "--controls", "--recover", "distill", "--train", tiny_data_dir / "train.tsv",
                    "--eval", tiny_data_dir / "dev.tsv", "--max-steps", "2", "--no-speed", "--out", out)
     lottery = _metrics(out)["pruning"]["lottery"]
     assert [r["round"] for r in lottery["rounds"]] == [1, 2] and all(r["matching"] for r in lottery["rounds"])
@@ -123,6 +123,9 @@ def test_imp_finds_a_ticket_with_controls(tiny_teacher_dir, tiny_data_dir, tmp_p
     assert zeros == round(0.75 * total)
     assert {"round-0", "round-1", "round-2", "random_mask", "reinit"} == {p.name for p in (out / "rounds").iterdir()}
     assert not list(out.rglob("checkpoints")) and not list(out.rglob("best.pt"))
+    for name in ("round-1", "random_mask", "reinit"):  # every round and control trained, by distillation
+        log = [json.loads(line) for line in (out / "rounds" / name / "train_log.jsonl").read_text().splitlines()]
+        assert log[0]["step"] == 2 and "kd" in log[0] and "eval" in log[-1]
     assert "kept round 2" in printed and "random_mask" in printed
 
 

@@ -136,8 +136,6 @@ def pack_sequences(token_lists: list[list[int]], tokenizer, *, max_length: int) 
     for start in range(0, len(stream), body):
         chunk = stream[start:start + body]
         ids = prefix + chunk + suffix if encoder else chunk
-        if len(chunk) < 2 and features:
-            continue  # a lone trailing token is not worth a sequence
         features.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
     return features
 

@@ -190,6 +190,7 @@ def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
     train_ex = map_labels(train_ex, space, label2id=label2id)
     eval_ex = map_labels(eval_ex, space, label2id=label2id) if eval_ex is not None else None
     tokenizer = load_tokenizer(cfg.model)
+    torch.manual_seed(cfg.seed)  # the new head's initialisation is part of the run's seed
     model = load_backbone_as_classifier(cfg.model, problem_type=space.problem_type, id2label=space.id2label)
     device = resolve_device(cfg.device)
     features = encode(train_ex, tokenizer, max_length=cfg.max_length)
@@ -240,6 +241,7 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
     train_ex, eval_ex = _load_data(cfg, labels_required=cfg.alpha_ce > 0)
     train_ex = map_to_teacher_labels(train_ex, teacher.config)
     eval_ex = map_to_teacher_labels(eval_ex, teacher.config) if eval_ex is not None else None
+    torch.manual_seed(cfg.seed)  # random-init students and new heads follow --seed
     built = build_student(cfg, teacher, tokenizer)
     objective = make_objective(cfg, problem_type=problem, layer_map=built.layer_map)
     device = resolve_device(cfg.device)

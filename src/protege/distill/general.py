@@ -110,6 +110,7 @@ def distill_general(cfg) -> dict:
 
     quiet_transformers()
     objective = make_objective(cfg)
+    _check_length(cfg.max_length, getattr(objective.teacher, "transformer", objective.teacher))
     tokenizer = objective.tokenizer
     lines, source = transfer_text(cfg, tokenizer)
     train_lines, eval_lines, eval_source = _held_out(cfg, lines)
@@ -134,6 +135,19 @@ def distill_general(cfg) -> dict:
                    pad_token_id=tokenizer.pad_token_id or 0, eval_fn=eval_fn, primary=objective.primary,
                    extra_modules=objective.extra, device=device)
     return _finish(cfg, stage, objective, result, eval_features, eval_source, eval_lines or train_lines, source, device)
+
+
+def _check_length(max_length: int, model) -> None:
+    """Fail before training when packed sequences of ``max_length`` would not fit the model's positions."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return
+    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
+    pad = getattr(embeddings, "padding_idx", None)  # RoBERTa-style positions start after the padding index
+    if isinstance(pad, int):
+        limit -= pad + 1
+    if max_length > limit:
+        raise ProtegeError(f"--max-length {max_length} exceeds the teacher's {limit} positions; pass --max-length {limit} or less")
 
 
 def _sdpa(model) -> None:

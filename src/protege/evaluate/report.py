@@ -131,8 +131,15 @@ def model_card(metrics: dict) -> str:
     if teacher_name:
         link = f"[{teacher_name}](https://huggingface.co/{teacher_name})" if _is_hub_id(teacher_name) \
             else f"`{teacher_name}`"
-        out.append(f"A {task} distilled from {link} with protege: a smaller, faster student trained "
-                   "to behave like its teacher.")
+        how = {
+            "distill": f"distilled from {link} with protege: a student trained to behave like its teacher.",
+            "prune": f"pruned from {link} with protege; the reference column is the dense model.",
+            "extract": f"extracted with protege from the prediction API of {link} (a copy trained on its answers to "
+                       "generated queries); the reference column is the victim.",
+        }.get(metrics.get("method"), f"compared with protege against {link}.")
+        out.append(f"A {task} {how}")
+    elif metrics.get("method") == "finetune":
+        out.append(f"A {task} fine-tuned with protege.")
     else:
         out.append(f"A {task} measured with protege.")
     summary = _summary(metrics, columns, primary)

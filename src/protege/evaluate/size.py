@@ -44,7 +44,10 @@ def disk_size(folder) -> int:
     folder = Path(folder)
     if not folder.is_dir():
         raise ProtegeError(f"model folder not found: {folder}")
-    files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    # model weights only: *model*.safetensors (shards included), not side files such as pruning masks
+    files = sorted(p for p in folder.glob("*.safetensors") if p.is_file() and "model" in p.name)
+    if not files:
+        files = sorted(p for p in folder.glob("*.safetensors") if p.is_file() and "mask" not in p.name)
     if not files:
         files = sorted(p for p in folder.glob("*.bin") if p.is_file() and p.name not in _NOT_WEIGHTS)
     if not files:

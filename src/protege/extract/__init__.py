@@ -6,14 +6,15 @@
   train a pretrained student on its answers with protege's trainer;
 - :mod:`~protege.extract.defenses`: a query detector, output hardening, watermark verification.
 
-The HTTP pieces need ``pip install 'protege[extract]'``.
+The HTTP pieces need ``pip install 'protege[extract]'``. The package is callable:
+``protege.extract(...)`` is :func:`protege.extract.attack.extract`.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
+
+from protege._callable import make_callable
 
 __all__ = ["Victim", "serve", "create_app", "RunningServer", "HttpVictim", "connect", "collect", "QueryLog",
            "make_queries", "extract", "ExtractConfig", "ServeConfig", "Watermark", "verify_watermark",
@@ -66,12 +67,4 @@ def __dir__():
     return list(__all__)
 
 
-class _CallableModule(types.ModuleType):
-    """Importing ``protege.extract.*`` binds this package to ``protege.extract``, shadowing the lazy
-    ``protege.extract`` function; calling the package calls the function, so both spellings work."""
-
-    def __call__(self, *args, **kwargs):
-        return __getattr__("extract")(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, "protege.extract.attack", "extract")

@@ -87,6 +87,8 @@ def extract(config: ExtractConfig | None = None, *, victim=None, **kwargs) -> di
 
 
 def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
+    import torch
+
     from protege.data import Examples, LabelSpace, load_examples, map_labels
     from protege.data.batching import encode
     from protege.distill.api import _eval_fn
@@ -107,6 +109,7 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
                                 max_examples=cfg.max_eval_examples)
         eval_ex = map_labels(eval_ex, LabelSpace(_CLASSIFICATION, id2label), label2id={n: i for i, n in id2label.items()})
     tokenizer = load_tokenizer(cfg.student)
+    torch.manual_seed(cfg.seed)  # the new head's initialisation is part of the run: same seed, same student
     model = load_backbone_as_classifier(cfg.student, problem_type=_CLASSIFICATION, id2label=id2label)
     texts, pairs = make_queries(cfg.queries, cfg.budget, seed=cfg.query_seed, corpus=cfg.query_corpus, tokenizer=tokenizer,
                                 pairs=cfg.pairs, replace=cfg.pair_replace)
@@ -114,12 +117,12 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
     log_path, eval_log_path = query_log_paths(cfg, list(eval_ex.texts) if ask_eval else None)
     meta = {"victim": victim.name if hasattr(victim, "name") else str(cfg.victim), "queries": cfg.queries,
             "query_corpus": cfg.query_corpus, "query_seed": cfg.query_seed, "pairs": cfg.pairs}
+    new_train = max(0, cfg.budget - _logged(log_path))
+    new_eval = max(0, len(eval_ex) - _logged(eval_log_path)) if ask_eval else 0
+    _check_budget(victim, new_train, new_eval)  # before any log is created
     with QueryLog(log_path, meta=meta) as log:
         eval_log = QueryLog(eval_log_path, meta={**meta, "queries": f"eval:{cfg.eval}"}) if ask_eval else None
         try:
-            new_train = max(0, cfg.budget - len(log))
-            new_eval = max(0, len(eval_ex) - len(eval_log)) if ask_eval else 0
-            _check_budget(victim, new_train, new_eval)
             _log(f"querying {victim.name if hasattr(victim, 'name') else cfg.victim}: {cfg.budget} {cfg.queries} queries "
                  f"({cfg.budget - new_train} already in {log_path}, {new_train} to send)"
                  + (f", plus {new_eval} evaluation texts" if new_eval else ""))
@@ -163,6 +166,12 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
 def _answer_mode(answers: list[dict]) -> str:
     """What the answers revealed: "probs", "top-k" or "label"."""
     return "probs" if any("probs" in a for a in answers) else "top-k" if any("top_k" in a for a in answers) else "label"
+
+
+def _logged(path: Path | None) -> int:
+    from protege.extract.querylog import QueryLog
+
+    return len(QueryLog(path, readonly=True)) if path is not None and path.is_file() else 0
 
 
 def _check_budget(victim, new_train: int, new_eval: int) -> None:

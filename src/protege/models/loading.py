@@ -70,12 +70,23 @@ def load_classifier(name: str, *, role: str = "teacher", attn_implementation: st
             f"{role} '{name}' is not a sequence classifier (architectures: {what}); "
             f"fine-tune it first: protege finetune --model {name} --train ... --out runs/teacher"
         )
+    if getattr(config, "protege_pruned_heads", None) or getattr(config, "protege_ffn_sizes", None):
+        from protege.prune.structured import load_pruned  # a layout a stock config cannot express
+
+        model = load_pruned(name)
+        if attn_implementation and hasattr(model, "set_attn_implementation"):
+            model.set_attn_implementation(attn_implementation)
+        problem_type_of(model.config)
+        return model
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     path = Path(name).expanduser()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
     except (OSError, ValueError) as err:
         raise _describe_failure(name, err) from None
+    except RuntimeError as err:  # e.g. weights whose shapes do not match config.json
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ProtegeError(f"{role} '{name}': the weights do not fit its config.json ({first[:160]}); re-save the model") from None
     problem_type_of(model.config)
     return model.eval()
 

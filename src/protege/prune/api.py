@@ -138,7 +138,7 @@ class _Run:
             return lambda m, batch: {"loss": m(**batch).loss}
         layer_map = layer_map if layer_map is not None else list(range(num_layers(model.config)))
         objective = make_objective(settings, problem_type=self.problem, layer_map=layer_map)
-        teacher = self.dense.to(self.device).requires_grad_(False)
+        teacher = self.dense.to(self.device)  # no_grad below; its copies (IMP controls) must stay trainable
         hidden = objective.needs_hidden_states
 
         def loss_fn(student, batch):

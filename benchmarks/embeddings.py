@@ -1,0 +1,104 @@
+"""Sentence embeddings: MiniLM-L6 teacher -> 3 kept layers, wiki transfer text vs random word sequences.
+
+Runs (all on this machine, CPU):
+  init-only   layers 0,2,4 of the teacher, no training                  (what distillation adds)
+  wiki        distilled on ../shared/data/wiki/sentences.txt            <- the headline
+  random      distilled on as many random word sequences (unigram and sentence lengths of the same
+              wiki file; Krishna et al. 2020's RANDOM generator)       (data-free transfer)
+  random-vocab  (--vocab-run) words uniform over the teacher tokenizer's whole words
+Each student is scored beside the teacher on STS-B dev (Spearman of cosine vs gold) and a linear
+probe (logistic regression on frozen embeddings, SST-2 train subset -> SST-2 dev), with size and
+CPU latency measured interleaved. Target: wiki student's STS-B Spearman >= 97% of the teacher's.
+
+    python benchmarks/embeddings.py --out runs/bench-embeddings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _init_only(teacher_dir: str, layers: str, data: dict, max_length: int) -> dict:
+    """STS/probe of the kept-layer student before any training."""
+    from protege.evaluate.embeddings import scores_side_by_side
+    from protege.models import keep_layers, load_tokenizer
+    from protege.models.sentence import SentenceEncoder, load_sentence_encoder
+
+    teacher = load_sentence_encoder(teacher_dir)
+    student = SentenceEncoder(keep_layers(teacher.transformer, layers), teacher.pooling, teacher.normalize, [],
+                              teacher.max_seq_length).eval()
+    return scores_side_by_side(student, None, load_tokenizer(teacher_dir), data, max_length=max_length)["student"]
+
+
+def main() -> None:
+    """Run the benchmark; print a table and write OUT/results.json."""
+    import protege
+    from protege.data.assets import minilm_dir
+    from protege.data.text import read_lines
+    from protege.evaluate.embeddings import load_eval_data
+    from protege.models.loading import quiet_transformers
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/bench-embeddings")
+    p.add_argument("--layers", default="0,2,4")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--probe-examples", type=int, default=2000, help="first N rows of SST-2 train for the probe")
+    p.add_argument("--vocab-run", action="store_true", help="also distil on random words uniform over the tokenizer's vocabulary")
+    args = p.parse_args()
+    quiet_transformers()
+    out = Path(args.out)
+    teacher = str(minilm_dir())
+    wiki = DATA / "wiki" / "sentences.txt"
+    n_lines = len(read_lines(str(wiki)))
+    evaluation = dict(sts=str(DATA / "glue" / "stsb" / "dev.tsv"), probe_train=str(DATA / "glue" / "sst2" / "train.tsv"),
+                      probe_eval=str(DATA / "glue" / "sst2" / "dev.tsv"), max_probe_examples=args.probe_examples)
+    common = dict(objective="embedding", teacher=teacher, student_layers=args.layers, epochs=args.epochs, batch_size=32,
+                  max_length=args.max_length, lr=args.lr, warmup_ratio=0.1, overwrite=True, speed_seconds=10.0, **evaluation)
+    runs = {"wiki": dict(train_text=str(wiki)),
+            "random": dict(random_text=n_lines, random_corpus=str(wiki))}
+    if args.vocab_run:
+        runs["random-vocab"] = dict(random_text=n_lines)
+    results, seconds = {}, {}
+    data = load_eval_data(**evaluation)
+    t0 = time.perf_counter()
+    results["init-only"] = _init_only(teacher, args.layers, data, args.max_length)
+    seconds["init-only"] = round(time.perf_counter() - t0, 1)
+    for name, kw in runs.items():
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        m = protege.distill(out=str(out / name), **common, **kw)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        s, t = m["eval"]["metrics"], m["teacher"]["eval"]["metrics"]
+        results["teacher"] = {"spearman": t["spearman"], "accuracy": t["accuracy"],
+                              "latency_ms_p50": m["teacher"]["speed"]["latency_ms_p50"],
+                              "parameters": m["teacher"]["size"]["parameters"]}
+        results[name] = {"spearman": s["spearman"], "accuracy": s["accuracy"],
+                         "cosine_to_teacher": m["eval"]["agreement"]["cosine_to_teacher"],
+                         "latency_ms_p50": m["speed"]["latency_ms_p50"], "speedup_batch1": m["ratios"]["speedup_batch1"],
+                         "parameters": m["size"]["parameters"], "train_seconds": m["training"]["seconds"],
+                         "steps": m["training"]["steps"]}
+    teacher_rho = results["teacher"]["spearman"]
+    for r in results.values():
+        r["sts_retention"] = r["spearman"] / teacher_rho
+    (out / "results.json").write_text(json.dumps({"args": vars(args), "wiki_lines": n_lines, "results": results,
+                                                   "wall_seconds": seconds}, indent=2))
+    print(f"\n{'run':<13} {'STS-B rho':>9} {'retain':>7} {'probe acc':>9} {'cos->T':>7} {'p50 ms':>7} {'params':>7}")
+    for name in ["teacher", "init-only", *runs]:
+        r = results[name]
+        cos = f"{r['cosine_to_teacher']:7.4f}" if "cosine_to_teacher" in r else f"{'-':>7}"
+        ms = f"{r['latency_ms_p50']:7.2f}" if "latency_ms_p50" in r else f"{'-':>7}"
+        params = f"{r['parameters'] / 1e6:6.1f}M" if "parameters" in r else f"{'-':>7}"
+        print(f"{name:<13} {r['spearman']:9.4f} {r['sts_retention']:7.3f} {r['accuracy']:9.4f} {cos} {ms} {params}")
+    ok = results["wiki"]["sts_retention"] >= 0.97
+    print(f"target (wiki student STS-B Spearman >= 97% of the teacher's): {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
