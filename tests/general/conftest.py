@@ -78,12 +78,13 @@ def general_dir(tmp_path_factory):
     write_sentence_transformer(root / "st", BertModel(tiny_bert_config(len(tok))).eval(), tok)
     dec = build_decoder_tokenizer(root / "dec_tok")
     dec_bos = build_decoder_tokenizer(root / "dec_tok_bos", bos=True)
-    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(dec), n_embd=32, n_layer=4, n_head=2, n_positions=64,
+    # initializer_range 0.3: peaked next-token distributions, so a kept-layer student starts far (KL ~ 1) from its teacher
+    gpt = GPT2LMHeadModel(GPT2Config(vocab_size=len(dec), n_embd=32, n_layer=4, n_head=2, n_positions=64, initializer_range=0.3,
                                      bos_token_id=dec.bos_token_id, eos_token_id=dec.eos_token_id))
     gpt.save_pretrained(root / "gpt2")
     dec.save_pretrained(root / "gpt2")
     llama = LlamaForCausalLM(LlamaConfig(vocab_size=len(dec_bos), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
-                                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64, initializer_range=0.3,
                                          bos_token_id=dec_bos.bos_token_id, eos_token_id=dec_bos.eos_token_id, pad_token_id=None))
     llama.save_pretrained(root / "llama")
     dec_bos.save_pretrained(root / "llama")

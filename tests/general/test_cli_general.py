@@ -79,11 +79,12 @@ def test_embedding_and_evaluate_sts(general_dir, tmp_path, capsys, source):
     assert ("random word sequences" in metrics["training"]["transfer_text"]) == (source == "random")
     report = tmp_path / "r.json"
     printed = _run(capsys, ["evaluate", str(out), "--sts", str(general_dir / "sts.tsv"), "--compare", str(general_dir / "st"),
-                            "--no-speed", "--out", str(report)])
+                            "--eval-text", str(general_dir / "heldout.txt"), "--no-speed", "--out", str(report)])
     again = json.loads(report.read_text())
     assert again["eval"]["metrics"]["spearman"] == pytest.approx(s["spearman"], abs=1e-5)
     assert again["teacher"]["eval"]["metrics"]["spearman"] == pytest.approx(t["spearman"], abs=1e-5)
-    assert "STS spearman" in printed and "x smaller" in printed and "100.0%" not in printed.split("spearman")[0]
+    assert "STS spearman" in printed and "x smaller" in printed and "cosine to teacher" in printed
+    assert 0 < again["eval"]["agreement"]["cosine_to_teacher"] <= 1
 
 
 def test_clm_and_evaluate_eval_text(general_dir, tmp_path, capsys):
@@ -96,9 +97,14 @@ def test_clm_and_evaluate_eval_text(general_dir, tmp_path, capsys):
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
     ppl, teacher_ppl = metrics["eval"]["metrics"]["perplexity"], metrics["teacher"]["eval"]["metrics"]["perplexity"]
     assert ppl > 1 and teacher_ppl > 1 and str(general_dir / "heldout.txt") in metrics["eval"]["source"]
+    report = tmp_path / "r.json"
     printed = _run(capsys, ["evaluate", str(out), "--eval-text", str(general_dir / "heldout.txt"), "--compare", str(general_dir / "gpt2"),
-                            "--max-length", "32", "--no-speed"])
-    assert f"{ppl:.1f}"[:3] in printed and "perplexity" in printed and "KL to teacher" in printed
+                            "--max-length", "32", "--no-speed", "--out", str(report)])
+    again = json.loads(report.read_text())
+    assert again["eval"]["metrics"]["perplexity"] == pytest.approx(ppl, rel=1e-4)
+    assert again["teacher"]["eval"]["metrics"]["perplexity"] == pytest.approx(teacher_ppl, rel=1e-4)
+    assert again["eval"]["agreement"]["kl"] == pytest.approx(metrics["eval"]["agreement"]["kl"], rel=1e-3)
+    assert "perplexity" in printed and "KL to teacher" in printed and "next-token accuracy" in printed
 
 
 def _error(capsys):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import BertConfig, BertModel
 
 import protege
 from protege.data.text import pack_sequences, read_lines, tokenize_lines
@@ -114,19 +114,55 @@ def test_embedding_student_narrower_than_the_teacher_gets_a_dense_layer(general_
     assert 0 < metrics["eval"]["agreement"]["cosine_to_teacher"] <= 1
 
 
-def test_two_stage_general_then_task(general_dir, tiny_data_dir, tmp_path):
-    """DistilBERT's recipe: general MLM distillation, then task distillation from a classifier teacher."""
+def test_two_stage_recipes_run_general_then_task(general_dir, tiny_data_dir, tmp_path):
+    """The shipped two-stage recipes, with paths and sizes overridden by flags: general MLM, then task distillation."""
+    from pathlib import Path
+
     from transformers import AutoModelForSequenceClassification
 
+    from protege.cli.main import main
+
+    recipes = Path(__file__).resolve().parents[2] / "recipes"
+    quick = ["--max-steps", "3", "--max-length", "32", "--batch-size", "8", "--no-progress", "--no-speed"]
     general = tmp_path / "general"
-    protege.distill(objective="mlm", teacher=str(general_dir / "bert-mlm"), train_text=str(general_dir / "corpus.txt"),
-                    student_layers="0,2", out=str(general), max_steps=5, **QUIET)
+    assert main(["distill", "--config", str(recipes / "two-stage-1-general-mlm.yaml"), "--teacher", str(general_dir / "bert-mlm"),
+                 "--train-text", str(general_dir / "corpus.txt"), "--out", str(general), *quick]) == 0
     teacher = tmp_path / "teacher"
     protege.finetune(model=str(general_dir / "bert-mlm"), train=str(tiny_data_dir / "train.tsv"), out=str(teacher),
-                     max_steps=5, **QUIET)
+                     max_steps=3, **QUIET)
     task = tmp_path / "task"
-    metrics = protege.distill(teacher=str(teacher), train=str(tiny_data_dir / "train.tsv"), eval=str(tiny_data_dir / "dev.tsv"),
-                              student=str(general), out=str(task), max_steps=5, **QUIET)
+    assert main(["distill", "--config", str(recipes / "two-stage-2-task.yaml"), "--teacher", str(teacher), "--student", str(general),
+                 "--train", str(tiny_data_dir / "train.tsv"), "--eval", str(tiny_data_dir / "dev.tsv"), "--out", str(task), *quick]) == 0
     assert AutoModelForSequenceClassification.from_pretrained(task).config.num_hidden_layers == 2
+    metrics = json.loads((task / "metrics.json").read_text())
     assert "accuracy" in metrics["eval"]["metrics"] and metrics["student"]["kind"] == "pretrained"
-    assert AutoTokenizer.from_pretrained(task).get_vocab() == AutoTokenizer.from_pretrained(general_dir / "bert-mlm").get_vocab()
+    assert json.loads((general / "metrics.json").read_text())["config"]["alpha_lm"] == 0.4
+
+
+def test_interrupted_mlm_run_resumes_to_the_same_weights(general_dir, tmp_path, monkeypatch, capsys):
+    """Dynamic masking draws from the global RNG, which checkpoints restore: a resumed run equals a straight one."""
+    from safetensors.torch import load_file
+
+    from protege.cli.main import main
+    from protege.distill.mlm import MaskedLMObjective
+
+    base = ["distill", "--objective", "mlm", "--teacher", str(general_dir / "bert-mlm"), "--train-text", str(general_dir / "corpus.txt"),
+            "--student-layers", "0,2", "--no-progress", "--no-speed", "--max-length", "32", "--batch-size", "8", "--max-steps", "6",
+            "--checkpoint-every", "2", "--seed", "3"]
+    assert main(base + ["--out", str(tmp_path / "straight")]) == 0
+    real, calls = MaskedLMObjective.loss, {"n": 0}
+
+    def interrupting(self, student, batch):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, student, batch)
+
+    monkeypatch.setattr(MaskedLMObjective, "loss", interrupting)
+    out = tmp_path / "resumed"
+    assert main(base + ["--out", str(out)]) == 130
+    assert not out.exists()
+    monkeypatch.setattr(MaskedLMObjective, "loss", real)
+    assert main(base + ["--out", str(out), "--resume"]) == 0
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -209,7 +209,7 @@ class DistillConfig(TrainSettings):
         if (self.probe_train is None) != (self.probe_eval is None):
             raise ProtegeError("the linear probe needs both --probe-train and --probe-eval")
         if self.objective != "embedding" and (self.sts or self.probe_train):
-            raise ProtegeError(f"--sts and --probe-train/--probe-eval score sentence embeddings; use them with --objective embedding")
+            raise ProtegeError("--sts and --probe-train/--probe-eval score sentence embeddings; use them with --objective embedding")
         if self.top_k is not None and self.objective not in ("mlm", "clm"):
             raise ProtegeError(f"--top-k applies to the token distributions of --objective mlm or clm, not {self.objective}")
         weights = self.general_weights  # resolves defaults and rejects weights the objective does not use

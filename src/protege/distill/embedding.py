@@ -60,7 +60,8 @@ class EmbeddingObjective:
         self.extra = None
         if self.weights["hidden"]:
             if len(self.layer_map) != n:
-                raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; give one per student layer")
+                raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; "
+                                   "give one per student layer")
             if hs != ht:
                 if not cfg.hidden_projection:
                     raise ProtegeError(f"--alpha-hidden compares widths {hs} (student) and {ht} (teacher): drop --no-hidden-projection "

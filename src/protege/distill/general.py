@@ -110,7 +110,7 @@ def distill_general(cfg) -> dict:
 
     quiet_transformers()
     objective = make_objective(cfg)
-    _check_length(cfg.max_length, getattr(objective.teacher, "transformer", objective.teacher))
+    _check_length(cfg.max_length, getattr(objective.teacher, "transformer", objective.teacher))  # a SentenceEncoder's transformer
     tokenizer = objective.tokenizer
     lines, source = transfer_text(cfg, tokenizer)
     train_lines, eval_lines, eval_source = _held_out(cfg, lines)
@@ -118,19 +118,23 @@ def distill_general(cfg) -> dict:
     features = _features(train_lines, tokenizer, pack=pack, max_length=cfg.max_length)
     if not features:
         raise ProtegeError(f"{source}: no training sequences after tokenisation; pass more text")
-    eval_features = objective.eval_features(_features(eval_lines, tokenizer, pack=pack, max_length=cfg.max_length)) if eval_lines else []
+    eval_features = _features(eval_lines, tokenizer, pack=pack, max_length=cfg.max_length) if eval_lines else []
+    eval_features = objective.eval_features(eval_features) if eval_features else []
     objective.prepare(features)
     device = resolve_device(cfg.device)
     stage = _prepare(cfg)
     objective.teacher.to(device).requires_grad_(False)
     tokens = sum(len(f["input_ids"]) for f in features)
     _log(f"{cfg.objective} distillation of {cfg.teacher} into {objective.description} on {len(features)} sequences "
-         f"({tokens} tokens, {len(train_lines)} lines of {source}{', packed' if pack else ''}) on {device}; losses: {objective.losses_text}")
-    eval_fn = None
-    if eval_features and cfg.eval_every and objective.primary:
-        def eval_fn(model):
-            scores = objective.held_out(model, eval_features, device)
-            return {**scores.get("model", {}), **scores.get("agreement", {})}
+         f"({tokens} tokens, {len(train_lines)} lines of {source}{', packed' if pack else ''}) on {device}; "
+         f"losses: {objective.losses_text}")
+
+    def held_out_metrics(model):
+        scores = objective.held_out(model, eval_features, device)
+        return {**scores.get("model", {}), **scores.get("agreement", {})}
+
+    # periodic held-out scoring only when asked for (--eval-every): the final report scores the student anyway
+    eval_fn = held_out_metrics if eval_features and cfg.eval_every and objective.primary else None
     result = train(objective.student, features, settings=cfg, loss_fn=objective.loss, work_dir=stage,
                    pad_token_id=tokenizer.pad_token_id or 0, eval_fn=eval_fn, primary=objective.primary,
                    extra_modules=objective.extra, device=device)
@@ -190,9 +194,9 @@ def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lin
                            "examples_per_s": round(result.examples_per_s, 2), "best_step": result.best_step,
                            "stopped_early": result.stopped_early, "final_loss": result.final_loss,
                            "transfer_text": source}
-    metrics["config"] = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None}
+    metrics["config"] = _settings(cfg)
     metrics["command"] = " ".join(["protege"] + sys.argv[1:]) if Path(sys.argv[0]).name in ("protege", "__main__.py") else None
-    metrics.update({"method": f"distill-{cfg.objective}", "history": result.history,
+    metrics.update({"method": f"distill-{cfg.objective}", "history": result.history, "loss_weights": cfg.general_weights,
                     "student": {"kind": cfg.student_kind, "description": objective.description,
                                 "layer_map": list(objective.layer_map)}})
     write_json_atomic(stage / "metrics.json", metrics)
@@ -203,6 +207,26 @@ def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lin
     if line:
         _log(line)
     return metrics
+
+
+# settings that only one objective reads; the others leave them out of metrics.json and protege_config.json
+_ONLY = {"mlm_probability": "mlm", "mask_smoothing": "mlm", "kd_positions": "mlm", "lm_loss": "clm", "jsd_beta": "clm",
+         "temperature": ("mlm", "clm"), "alpha_kd": ("mlm", "clm"), "hidden_loss": "embedding", "layer_map": ("tinybert", "embedding"),
+         "alpha_ce": "task", "alpha_mse": "embedding", "alpha_hidden": ("tinybert", "embedding"), "alpha_attn": "tinybert",
+         "alpha_embed": "tinybert", "cache_teacher": "task", "cache_budget": "task"}
+
+
+def _settings(cfg) -> dict:
+    """The run's settings as written to protege_config.json: given values, minus other objectives' knobs."""
+    out = {}
+    for key, value in dataclasses.asdict(cfg).items():
+        only = _ONLY.get(key)
+        if value is None or (only is not None and cfg.objective not in ((only,) if isinstance(only, str) else only)):
+            continue
+        out[key] = value
+    if cfg.objective == "clm" and cfg.lm_loss != "jsd":
+        out.pop("jsd_beta", None)
+    return out
 
 
 def _teacher_folder(name: str):

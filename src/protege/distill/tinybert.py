@@ -52,7 +52,8 @@ class TinyBertObjective:
         total, n = num_layers(self.teacher.config), num_layers(self.student.config)
         self.layer_map = parse_layer_spec(cfg.layer_map, total) if cfg.layer_map else list(default_map)
         if (self.weights["hidden"] or self.weights["attn"]) and len(self.layer_map) != n:
-            raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; give one per student layer")
+            raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; "
+                               "give one per student layer")
         hs, ht = hidden_size(self.student.config), hidden_size(self.teacher.config)
         self.extra = None
         if hs != ht and (self.weights["hidden"] or self.weights["embed"]):

@@ -56,7 +56,9 @@ def measure_pair(*, kind: str, student, teacher, tokenizer, student_name: str, t
             n += side["n"]
     for role, part in parts.items():
         if metrics[role] or (role == "student" and agreement):
-            part["eval"] = {"source": "; ".join(sources), "n": n, "metrics": metrics[role]}
+            part["eval"] = {"source": "; ".join(sources), "metrics": metrics[role]}
+            if len(sources) == 1:  # a count only means something for one evaluation set
+                part["eval"]["n"] = n
     if agreement:
         parts["student"]["eval"]["agreement"] = agreement
     for role, model, folder in (("student", student, student_dir), ("teacher", teacher, teacher_dir)):
@@ -176,11 +178,17 @@ def evaluate_general(model: str, *, compare: str | None = None, eval_text: str |
                                      teacher=teacher, device=dev)
     else:
         reports = lambda: scores_side_by_side(student, teacher, tokenizer, data, max_length=max_length, seed=seed, device=dev)  # noqa: E731
+        if lines and teacher is not None:
+            from protege.evaluate.embeddings import cosine_to_teacher
+
+            held_out = lambda: {"agreement": {"cosine_to_teacher": cosine_to_teacher(  # noqa: E731
+                student, teacher, tokenizer, lines, max_length=max_length, device=dev)}}
     speed_texts = lines[:64] if lines else (list(data["sts"].texts[:64]) if data and data["sts"] is not None else None)
     with torch.inference_mode():
         result = measure_pair(kind=kind, student=student, teacher=teacher, tokenizer=tokenizer, student_name=model,
                               teacher_name=compare, student_dir=model, teacher_dir=compare, held_out=held_out,
-                              eval_source=f"{eval_text} ({len(features)} sequences)" if eval_text else None, eval_n=len(features),
+                              eval_source=f"{eval_text} ({len(features) or len(lines)} {'sequences' if features else 'lines'})"
+                              if eval_text else None, eval_n=len(features) or len(lines),
                               reports=reports, speed_texts=speed_texts, speed=speed, speed_seconds=speed_seconds,
                               max_length=max_length)
     if out:
