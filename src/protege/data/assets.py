@@ -293,14 +293,8 @@ def _split_rows(rows: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]
     return {"train": rows[:n_train], "dev": rows[n_train:n_train + n_dev], "test": rows[n_train + n_dev:]}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _atomic_write(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`protege.distill.outputs.write_atomic`)."""
+    from protege.distill.outputs import write_atomic
+
+    return write_atomic(path, data)

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from protege.distill.config import DistillConfig, FinetuneConfig
-from protege.errors import ProtegeError
 
 __all__ = ["finetune", "distill", "cache_teacher"]
 

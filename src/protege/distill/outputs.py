@@ -13,9 +13,26 @@ from pathlib import Path
 
 from protege.errors import ProtegeError
 
-__all__ = ["staging_dir", "prepare_output", "finalize_output"]
+__all__ = ["staging_dir", "prepare_output", "finalize_output", "write_atomic"]
 
 _SCRATCH = ("checkpoints", "best.pt")
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file beside it, then one rename."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def staging_dir(out: str | Path) -> Path:

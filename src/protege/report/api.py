@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
-import tempfile
 from pathlib import Path
 
 from protege.errors import ProtegeError
@@ -118,14 +116,7 @@ def _check_out(out: Path) -> None:
 
 
 def _write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (a temp file beside it, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``data`` to ``path`` atomically (see :func:`protege.distill.outputs.write_atomic`)."""
+    from protege.distill.outputs import write_atomic
+
+    return write_atomic(path, data)
