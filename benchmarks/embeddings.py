@@ -6,6 +6,7 @@ Runs (all on this machine, CPU), student = teacher layers 0,3,5 (--layers):
   random      distilled on as many random word sequences (unigram and sentence lengths of the same
               wiki file; Krishna et al. 2020's RANDOM generator)       (data-free transfer)
   random-vocab  (--vocab-run) words uniform over the teacher tokenizer's whole words
+  --scratch   the same runs from a random-init 3-layer student: does random text carry signal on its own?
 Each student is scored beside the teacher on STS-B dev (Spearman of cosine vs gold) and a linear
 probe (logistic regression on frozen embeddings, SST-2 train subset -> SST-2 dev), with size and
 CPU latency measured interleaved. Target: wiki student's STS-B Spearman >= 97% of the teacher's.
@@ -23,15 +24,17 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def _init_only(teacher_dir: str, layers: str, data: dict, max_length: int) -> dict:
-    """STS/probe of the kept-layer student before any training."""
+def _init_only(teacher_dir: str, layers: str, data: dict, max_length: int, scratch: bool, seed: int) -> dict:
+    """STS/probe of the student before any training (kept layers, or a random init with --scratch)."""
     from protege.evaluate.embeddings import scores_side_by_side
     from protege.models import keep_layers, load_tokenizer
+    from protege.models.families import smaller_model
     from protege.models.sentence import SentenceEncoder, load_sentence_encoder
 
     teacher = load_sentence_encoder(teacher_dir)
-    student = SentenceEncoder(keep_layers(teacher.transformer, layers), teacher.pooling, teacher.normalize, [],
-                              teacher.max_seq_length).eval()
+    n = len(layers.split(","))
+    transformer = smaller_model(teacher.config, "encoder", num_layers=n, seed=seed) if scratch else keep_layers(teacher.transformer, layers)
+    student = SentenceEncoder(transformer, teacher.pooling, teacher.normalize, [], teacher.max_seq_length).eval()
     return scores_side_by_side(student, None, load_tokenizer(teacher_dir), data, max_length=max_length)["student"]
 
 
@@ -62,6 +65,8 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--probe-examples", type=int, default=2000, help="first N rows of SST-2 train for the probe")
     p.add_argument("--vocab-run", action="store_true", help="also distil on random words uniform over the tokenizer's vocabulary")
+    p.add_argument("--scratch", action="store_true",
+                   help="ablation: a random-init student of as many layers (full width) instead of kept layers")
     p.add_argument("--train-threads", type=int, default=None,
                    help="torch threads while training and scoring (e.g. 1 on a shared machine); speed is timed with the default")
     args = p.parse_args()
@@ -77,7 +82,8 @@ def main() -> None:
     n_lines = len(read_lines(str(wiki)))
     evaluation = dict(sts=str(DATA / "glue" / "stsb" / "dev.tsv"), probe_train=str(DATA / "glue" / "sst2" / "train.tsv"),
                       probe_eval=str(DATA / "glue" / "sst2" / "dev.tsv"), max_probe_examples=args.probe_examples)
-    common = dict(objective="embedding", teacher=teacher, student_layers=args.layers, epochs=args.epochs, batch_size=32,
+    student = dict(student_num_layers=len(args.layers.split(","))) if args.scratch else dict(student_layers=args.layers)
+    common = dict(objective="embedding", teacher=teacher, **student, epochs=args.epochs, batch_size=32,
                   max_length=args.max_length, lr=args.lr, warmup_ratio=0.1, overwrite=True, speed=False, **evaluation)
     runs = {"wiki": dict(train_text=str(wiki)),
             "random": dict(random_text=n_lines, random_corpus=str(wiki))}
@@ -86,7 +92,7 @@ def main() -> None:
     results, seconds = {}, {}
     data = load_eval_data(**evaluation)
     t0 = time.perf_counter()
-    results["init-only"] = _init_only(teacher, args.layers, data, args.max_length)
+    results["init-only"] = _init_only(teacher, args.layers, data, args.max_length, args.scratch, seed=42)
     seconds["init-only"] = round(time.perf_counter() - t0, 1)
     for name, kw in runs.items():
         print(f"== {name}", flush=True)
@@ -105,9 +111,11 @@ def main() -> None:
     for name in runs:  # same architecture: the wiki student's timing stands for all
         results[name]["latency_ms_p50"] = speed["student"]["latency_ms_p50"]
         results[name]["speedup_batch1"] = speed["teacher"]["latency_ms_p50"] / speed["student"]["latency_ms_p50"]
+    results["speed"] = speed  # full timings: p50/p95 latency, throughput, machine
     teacher_rho = results["teacher"]["spearman"]
-    for r in results.values():
-        r["sts_retention"] = r["spearman"] / teacher_rho
+    for name, r in results.items():
+        if name != "speed":
+            r["sts_retention"] = r["spearman"] / teacher_rho
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wiki_lines": n_lines, "results": results,
                                                    "wall_seconds": seconds}, indent=2))
     print(f"\n{'run':<13} {'STS-B rho':>9} {'retain':>7} {'probe acc':>9} {'cos->T':>7} {'p50 ms':>7} {'params':>7}")

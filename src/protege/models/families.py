@@ -15,7 +15,10 @@ import copy
 from pathlib import Path
 
 from protege.errors import ProtegeError
-from protege.models.adapters import ffn_size_key, hidden_size, num_heads, num_layers
+from protege.models.adapters import ffn_size_key
+from protege.models.adapters import hidden_size as _width_of
+from protege.models.adapters import num_heads as _heads_of
+from protege.models.adapters import num_layers as _layers_of
 
 __all__ = ["KINDS", "load_teacher", "load_model", "smaller_config", "smaller_model", "build_student_for"]
 
@@ -79,7 +82,7 @@ def smaller_config(config, *, num_layers: int | None = None, hidden_size: int | 
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ProtegeError(f"{flag} must be a positive integer, got {value!r}")
     cfg = copy.deepcopy(config)
-    old_width, old_heads = _width(cfg), _heads(cfg)
+    old_width, old_heads = _width_of(cfg), _heads_of(cfg)
     width = hidden_size or old_width
     heads = num_heads or _default_heads(width, old_width, old_heads)
     if width % heads:
@@ -102,14 +105,6 @@ def smaller_config(config, *, num_layers: int | None = None, hidden_size: int | 
                                f"{len(config.layer_types)} student layers")
     cfg.architectures = None
     return cfg
-
-
-def _width(cfg) -> int:
-    return hidden_size(cfg)
-
-
-def _heads(cfg) -> int:
-    return num_heads(cfg)
 
 
 def _default_heads(width: int, old_width: int, old_heads: int) -> int:
@@ -142,7 +137,7 @@ def build_student_for(cfg, teacher, teacher_tokenizer, kind: str, *, attn_implem
     from protege.models.loading import load_tokenizer
     from protege.models.students import check_same_vocabulary, keep_layers, parse_layer_spec
 
-    total = num_layers(teacher.config)
+    total = _layers_of(teacher.config)
     if cfg.student_kind == "layers":
         keep = parse_layer_spec(cfg.student_layers or "every-other", total)
         student = keep_layers(teacher, keep)
@@ -153,13 +148,13 @@ def build_student_for(cfg, teacher, teacher_tokenizer, kind: str, *, attn_implem
         student = smaller_model(teacher.config, kind, num_layers=cfg.student_num_layers, hidden_size=cfg.student_hidden,
                                 num_heads=cfg.student_heads, ffn_size=cfg.student_ffn_size, seed=cfg.seed,
                                 attn_implementation=attn_implementation)
-        n = num_layers(student.config)
+        n = _layers_of(student.config)
         if n > total:
             raise ProtegeError(f"the student has {n} layers but the teacher only {total}; use --student-num-layers <= {total}")
-        return student, uniform_layer_map(n, total), (f"a random-init student ({n} layers, hidden {hidden_size(student.config)}, "
-                                                      f"{num_heads(student.config)} heads)")
+        return student, uniform_layer_map(n, total), (f"a random-init student ({n} layers, hidden {_width_of(student.config)}, "
+                                                      f"{_heads_of(student.config)} heads)")
     check_same_vocabulary(teacher_tokenizer, load_tokenizer(cfg.student), student_name=cfg.student)
     student = load_model(cfg.student, kind, attn_implementation=attn_implementation, role="student").train()
-    n = num_layers(student.config)
+    n = _layers_of(student.config)
     layer_map = uniform_layer_map(n, total) if n <= total else []
     return student, layer_map, f"pretrained student {cfg.student} ({n} layers)"
