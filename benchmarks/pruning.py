@@ -56,6 +56,33 @@ def _row(m: dict, dense_accuracy: float) -> dict:
             "dense_non_embedding_parameters": p["dense_non_embedding_parameters"], "loads_with": p["loads_with"]}
 
 
+def retime(args) -> None:
+    """Time the teacher and finished runs interleaved in one session; print and save the speedups."""
+    from protege.data import load_examples
+    from protege.report.remeasure import remeasure
+
+    out = Path(args.out)
+    runs = args.retime or sorted(d.name for d in out.iterdir() if (d / "metrics.json").is_file())
+    folders = [Path(args.teacher)] + [out / r for r in runs]
+    texts = list(load_examples(str(DATA / "dev.tsv"), max_examples=64).texts)
+    timings, problems = remeasure(folders, texts=texts, max_length=args.max_length, speed_seconds=args.speed_seconds)
+    for line in problems:
+        print(line)
+    dense = timings[Path(args.teacher).resolve()]
+    rows = {}
+    for name in runs:
+        t = timings.get((out / name).resolve())
+        if t is None:
+            continue
+        rows[name] = {"latency_ms_batch1": t["latency_ms_p50"], "throughput_batch32": t["throughput_per_s"],
+                      "speedup_batch1": dense["latency_ms_p50"] / t["latency_ms_p50"],
+                      "speedup_batch32": t["throughput_per_s"] / dense["throughput_per_s"]}
+        print(f"{name:<12} b1 {t['latency_ms_p50']:6.2f} ms ({rows[name]['speedup_batch1']:.2f}x)   "
+              f"b32 {t['throughput_per_s']:6.1f} ex/s ({rows[name]['speedup_batch32']:.2f}x)")
+    print(f"dense teacher b1 {dense['latency_ms_p50']:.2f} ms, b32 {dense['throughput_per_s']:.1f} ex/s")
+    (out / "retimed.json").write_text(json.dumps({"dense": dense, "runs": rows, "speed_seconds": args.speed_seconds}, indent=2))
+
+
 def main() -> None:
     """Run the benchmark and print a results table (also written to OUT/results.json)."""
     import protege.prune
@@ -72,7 +99,13 @@ def main() -> None:
     p.add_argument("--speed-seconds", type=float, default=10.0, help="timing budget per model and run")
     p.add_argument("--skip-unstructured", action="store_true")
     p.add_argument("--skip-structured", action="store_true")
+    p.add_argument("--retime", nargs="*", metavar="RUN",
+                   help="only re-time the dense teacher and these finished runs of --out (default: all), interleaved "
+                        "in one session, and write OUT/retimed.json (for numbers taken while the machine was busy)")
     args = p.parse_args()
+    if args.retime is not None:
+        retime(args)
+        return
     if not (Path(args.teacher) / "config.json").is_file():
         raise SystemExit(f"no teacher at {args.teacher}: run `python benchmarks/sst2.py --out runs/bench-sst2` first")
     quiet_transformers()

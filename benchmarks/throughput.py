@@ -25,6 +25,9 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" / "sst2" / "train.tsv"
 VARIANTS = ("finetune-student", "protege-live", "protege-cached", "textbrewer")
+# protege-live with random (not length-grouped) batches, as TextBrewer's DataLoader draws them: run with
+# --variants protege-live,protege-live-ungrouped,textbrewer to see how much of the gap is padding
+EXTRA_VARIANTS = ("protege-live-ungrouped",)
 
 
 def _features(teacher_dir, n, max_length):
@@ -57,13 +60,13 @@ def run_variant(name: str, args) -> dict:
     n = args.steps * args.batch_size
     tok, feats = _features(args.teacher, n, args.max_length)
     extra = {}
-    if name in ("protege-live", "protege-cached"):
+    if name in ("protege-live", "protege-cached", "protege-live-ungrouped"):
         import protege
 
         work = Path(tempfile.mkdtemp())
         common = dict(teacher=args.teacher, train=str(DATA), max_train_examples=n, student_layers="0,2,4", alpha_kd=1.0,
                       alpha_ce=1.0, temperature=2.0, max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
-                      lr=5e-5, speed=False, progress=False, log_every=10**9)
+                      lr=5e-5, speed=False, progress=False, log_every=10**9, group_by_length=name != "protege-live-ungrouped")
         if name == "protege-cached":
             t = time.perf_counter()
             protege.cache_teacher(teacher=args.teacher, train=str(DATA), max_train_examples=n, max_length=args.max_length,

@@ -21,6 +21,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     from protege.evaluate.report import format_report
 
     metrics = finetune(config_from_args(FinetuneConfig, args))
+    if not metrics:  # not the main process of a multi-process run: that one reports
+        return 0
     print(format_report(metrics))
     print(f"saved to {metrics['model']}")
     return 0
@@ -37,6 +39,8 @@ def run_distill(args: argparse.Namespace) -> int:
     from protege.evaluate.report import format_report
 
     metrics = distill(config_from_args(DistillConfig, args))
+    if not metrics:  # not the main process of a multi-process run: that one reports
+        return 0
     print(format_report(metrics))
     print(f"saved to {metrics['model']}")
     return 0

@@ -52,6 +52,8 @@ class TrainSettings:
     group_by_length: bool = _f(True, "batch examples of similar length together (less padding)")
     precision: str = _f("auto", "auto, fp32, bf16 or fp16 (autocast; auto uses bf16 on GPUs that support it, fp32 on CPU)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    fsdp: bool = _f(False, "shard the student across the processes of accelerate launch/torchrun with FSDP2 (on by "
+                           "itself under an Accelerate FSDP config; no effect in one process; the teacher stays replicated)")
     speed: bool = _f(True, "measure CPU latency/throughput in the final report")
     speed_seconds: float = _f(10.0, "time budget per model for the speed measurement")
     resume: bool = _f(False, "continue an interrupted run from its last checkpoint")

@@ -5,6 +5,10 @@ padding, autocast where it pays, periodic evaluation with best-checkpoint keepin
 stopping, JSONL logs of every loss term, and atomic checkpoints from which ``resume`` continues
 to the same weights as an uninterrupted run (data order is a function of seed and epoch; RNG,
 optimizer and schedule state are restored).
+
+Several processes (``accelerate launch``, ``torchrun``) split each global batch; gradients are
+averaged with one all-reduce, or the student is sharded with FSDP2 (:mod:`protege.distill.parallel`).
+Checkpoints, ``best.pt`` and the returned model are full, unsharded weights either way.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import numpy as np
 import torch
 
 from protege.data.batching import batch_indices, collate
+from protege.distill.parallel import (all_reduce_grads, barrier, broadcast_flag, clip_grad_norm, full_model_state,
+                                     full_optimizer_state, param_names, process_group, reduce_terms, shard, use_fsdp)
 from protege.errors import ProtegeError
 
 __all__ = ["TrainResult", "train", "resolve_device", "has_checkpoint", "process_group", "barrier"]
@@ -55,35 +61,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def process_group() -> tuple[int, int]:
-    """``(rank, world_size)``; initialises the process group when a launcher started several processes.
-
-    ``accelerate launch`` and ``torchrun`` set ``WORLD_SIZE``/``RANK``; Accelerate's
-    ``PartialState`` then sets up the backend (gloo on CPU, NCCL on GPUs).
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    from accelerate import PartialState
-
-    state = PartialState()
-    return state.process_index, state.num_processes
-
-
-def _all_reduce_grads(params, world: int) -> None:
-    """Average gradients over processes in one flattened all-reduce (equivalent to DDP's averaging)."""
-    import torch.distributed as dist
-
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
-
-
 def _autocast(device: torch.device, precision: str):
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
@@ -111,15 +88,21 @@ def has_checkpoint(work_dir: Path) -> bool:
     return (Path(work_dir) / "checkpoints" / "latest").is_file()
 
 
-def _save_checkpoint(work_dir: Path, state: dict, modules: dict, optimizer, scheduler, scaler) -> None:
+def _save_checkpoint(work_dir: Path, state: dict, modules: dict, optimizer, scheduler, scaler, *, sharded: bool = False,
+                     main: bool = True) -> None:
+    # under FSDP every process takes part in gathering the full state; the main one writes it
+    module_states = {k: full_model_state(m, sharded and k == "model") for k, m in modules.items()}
+    optimizer_state = full_optimizer_state(modules, optimizer, sharded)
+    if not main:
+        return
     root = work_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state['step']}"
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.save({k: m.state_dict() for k, m in modules.items()}, tmp / "modules.pt")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+    torch.save(module_states, tmp / "modules.pt")
+    torch.save({"optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler else None}, tmp / "optim.pt")
     rng = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -135,14 +118,29 @@ def _save_checkpoint(work_dir: Path, state: dict, modules: dict, optimizer, sche
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_checkpoint(work_dir: Path, modules: dict, optimizer, scheduler, scaler) -> dict:
+def _load_checkpoint(work_dir: Path, modules: dict, optimizer, scheduler, scaler, *, sharded: bool = False) -> dict:
     root = work_dir / "checkpoints"
     ckpt = root / (root / "latest").read_text().strip()
     saved = torch.load(ckpt / "modules.pt", map_location="cpu", weights_only=False)
-    for k, m in modules.items():
-        m.load_state_dict(saved[k])
     optim = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(optim["optimizer"])
+    if sharded:  # every process reads the full state and keeps its shard
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+        full = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(modules["model"], saved["model"], options=full)
+        if "extra" in modules:
+            modules["extra"].load_state_dict(saved["extra"])
+        names = param_names(modules, optimizer)
+        o = optim["optimizer"]
+        by_name = {"state": {names[i]: v for i, v in o["state"].items()},
+                   "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in o["param_groups"]]}
+        # not strict: parameters the loss never reached (a pooler) have no AdamW state, as in optimizer.load_state_dict
+        set_optimizer_state_dict(torch.nn.ModuleDict(modules), optimizer, by_name,
+                                 options=StateDictOptions(full_state_dict=True, strict=False))
+    else:
+        for k, m in modules.items():
+            m.load_state_dict(saved[k])
+        optimizer.load_state_dict(optim["optimizer"])
     scheduler.load_state_dict(optim["scheduler"])
     if scaler and optim["scaler"]:
         scaler.load_state_dict(optim["scaler"])
@@ -155,9 +153,12 @@ def _load_checkpoint(work_dir: Path, modules: dict, optimizer, scheduler, scaler
     return json.loads((ckpt / "state.json").read_text())
 
 
-def _save_best(work_dir: Path, model) -> None:
+def _save_best(work_dir: Path, model, *, sharded: bool = False, main: bool = True) -> None:
+    state = full_model_state(model, sharded)
+    if not main:
+        return
     tmp = work_dir / ".best.pt.tmp"
-    torch.save(model.state_dict(), tmp)
+    torch.save(state, tmp)
     os.replace(tmp, work_dir / "best.pt")
 
 
@@ -172,6 +173,10 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
     (higher is better) picks the best checkpoint. ``settings`` is a
     :class:`~protege.distill.config.TrainSettings`. Checkpoints, ``best.pt`` and the JSONL log go
     to ``work_dir``.
+
+    With several processes and ``settings.fsdp`` (or an Accelerate FSDP config) a sharded copy of
+    ``model`` trains and every process evaluates it; at the end ``model`` (a plain module again
+    on every process) receives the trained weights. ``extra_modules`` stay replicated.
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -182,12 +187,17 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
     if main:
         work_dir.mkdir(parents=True, exist_ok=True)
     device = device or resolve_device(s.device)
+    sharded = use_fsdp(s, world)
     torch.manual_seed(s.seed)
     random.seed(s.seed)
     np.random.seed(s.seed)
-    modules = {"model": model} | ({"extra": extra_modules} if extra_modules is not None else {})
+    net = shard(model, device, world) if sharded else model.to(device)  # the module that trains
+    if sharded and main:
+        print(f"[protege] FSDP2: the student is sharded over {world} processes (per transformer block); "
+              "the teacher and projections are replicated", file=sys.stderr)
+    modules = {"model": net} | ({"extra": extra_modules.to(device)} if extra_modules is not None else {})
     for m in modules.values():
-        m.to(device).train()
+        m.train()
     lengths = [len(f["input_ids"]) for f in features]
     n_batches = math.ceil(len(features) / s.batch_size)
     steps_per_epoch = math.ceil(n_batches / s.grad_accum)
@@ -202,12 +212,21 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
              "examples": 0, "seconds": 0.0}
     log_path = work_dir / log_name
     if s.resume and has_checkpoint(work_dir):
-        state = _load_checkpoint(work_dir, modules, optimizer, scheduler, scaler)
+        state = _load_checkpoint(work_dir, modules, optimizer, scheduler, scaler, sharded=sharded)
         if main:
             _truncate_log(log_path, state["step"])
     elif log_path.exists() and main:
         log_path.unlink()
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    if sharded:  # FSDP reduce-scatters the student's gradients itself; only the projections need the all-reduce
+        from torch.distributed.tensor import DTensor
+
+        replicated = [p for p in params if not isinstance(p, DTensor)]
+        if scaler and replicated:  # GradScaler.unscale_ cannot take DTensor and plain gradients in one list
+            raise ProtegeError("--precision fp16 with --fsdp cannot unscale the replicated projections' gradients; "
+                               "use --precision bf16 (or fp32)")
+    else:
+        replicated = params
 
     bar = _progress(s.progress and main, total_steps, state["step"])
     log = log_path.open("a") if main else open(os.devnull, "w")
@@ -226,22 +245,28 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                 totals: dict[str, torch.Tensor] = {}
                 for idx in group:
                     local = idx[rank::world]  # each process takes its share of the global batch
+                    share = len(local) / n_group
                     if not local:
-                        continue
+                        if not sharded:
+                            continue
+                        local = idx[:1]  # FSDP's collectives need every process in every forward and backward
                     batch = {k: v.to(device, non_blocking=True) for k, v in collate([features[i] for i in local], pad_token_id).items()}
                     with autocast():
-                        terms = loss_fn(model, batch)
-                    weight = len(local) / n_group * world  # all-reduce averages over processes
+                        terms = loss_fn(net, batch)
+                    weight = share * world  # the all-reduce and FSDP's reduce-scatter both average over processes
                     loss = terms["loss"] * weight
                     (scaler.scale(loss) if scaler else loss).backward()
                     for k, v in terms.items():
-                        totals[k] = totals.get(k, 0.0) + v.detach().float() * (len(local) / n_group)
-                if world > 1:
-                    _all_reduce_grads(params, world)
+                        totals[k] = totals.get(k, 0.0) + v.detach().float() * share
+                if world > 1 and replicated:
+                    all_reduce_grads(replicated, world)
                 if scaler:
                     scaler.unscale_(optimizer)
                 if s.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+                    if sharded:
+                        clip_grad_norm(params, s.max_grad_norm)
+                    else:
+                        torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
                 if scaler:
                     scaler.step(optimizer)
                     scaler.update()
@@ -256,7 +281,7 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                 if bar is not None:
                     bar.update(1)
                 if state["step"] % s.log_every == 0 or state["step"] == total_steps:
-                    values = {k: float(v) for k, v in _reduce_terms(totals, world).items()}  # the only host sync
+                    values = {k: float(v) for k, v in reduce_terms(totals, world).items()}  # the only host sync
                     last_loss = values["loss"]
                     now = time.perf_counter()
                     speed = window_n / max(now - window_t, 1e-9)
@@ -270,15 +295,15 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                     window_t, window_n = now, 0
                 at_end = state["step"] == total_steps
                 if eval_fn is not None and (state["step"] % eval_every == 0 or at_end):
-                    if main:
-                        stopped_early = _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar)
+                    if main or sharded:  # a sharded model's forward needs every process
+                        stopped_early = _evaluate(net, eval_fn, primary, state, s, work_dir, log, bar, sharded=sharded, main=main)
                         for m in modules.values():
                             m.train()
-                    stopped_early = _broadcast_flag(stopped_early, world)
+                    stopped_early = broadcast_flag(stopped_early, world)
                 if state["step"] % ckpt_every == 0 and not at_end and not stopped_early:
                     state["seconds"] = time.perf_counter() - started
-                    if main:
-                        _save_checkpoint(work_dir, state, modules, optimizer, scheduler, scaler)
+                    if main or sharded:
+                        _save_checkpoint(work_dir, state, modules, optimizer, scheduler, scaler, sharded=sharded, main=main)
                     barrier(world)
                 if stopped_early:
                     break
@@ -290,6 +315,9 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - started
+    if sharded:  # back to one plain module: callers save, score and prune ``model`` on every process
+        model.load_state_dict(full_model_state(net, True, everywhere=True))
+        model.to(device)
     barrier(world)
     if s.keep_best and state["best_step"] is not None and (work_dir / "best.pt").exists():
         model.load_state_dict(torch.load(work_dir / "best.pt", map_location=device, weights_only=True))
@@ -299,36 +327,7 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                        stopped_early=stopped_early, final_loss=last_loss)
 
 
-def _reduce_terms(totals: dict, world: int) -> dict:
-    if world <= 1 or not totals:
-        return totals
-    import torch.distributed as dist
-
-    keys = sorted(totals)
-    stacked = torch.stack([torch.as_tensor(totals[k], dtype=torch.float32) for k in keys])
-    dist.all_reduce(stacked)
-    return dict(zip(keys, stacked))
-
-
-def _broadcast_flag(flag: bool, world: int) -> bool:
-    if world <= 1:
-        return flag
-    import torch.distributed as dist
-
-    t = torch.tensor([1 if flag else 0])
-    dist.broadcast(t, src=0)
-    return bool(t.item())
-
-
-def barrier(world: int) -> None:
-    """Wait for every process (no-op in a single process)."""
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar) -> bool:
+def _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar, *, sharded: bool = False, main: bool = True) -> bool:
     model.eval()
     with torch.inference_mode():
         metrics = eval_fn(model)
@@ -344,7 +343,7 @@ def _evaluate(model, eval_fn, primary, state, s, work_dir, log, bar) -> bool:
     if state["best"] is None or value > state["best"][primary]:
         state["best"], state["best_step"], state["bad_evals"] = metrics, state["step"], 0
         if s.keep_best:
-            _save_best(work_dir, model)
+            _save_best(work_dir, model, sharded=sharded, main=main)
         return False
     state["bad_evals"] += 1
     return s.patience > 0 and state["bad_evals"] >= s.patience

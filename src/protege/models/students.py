@@ -14,9 +14,7 @@ from __future__ import annotations
 import copy
 
 from protege.errors import ProtegeError
-from protege.models.adapters import ffn_size_key, num_layers, replace_blocks
-from protege.models.adapters import hidden_size as _width_of
-from protege.models.adapters import num_heads as _heads_of
+from protege.models.adapters import num_layers, replace_blocks
 
 __all__ = ["parse_layer_spec", "keep_layers", "smaller_student", "pretrained_student", "check_same_vocabulary"]
 
@@ -73,30 +71,16 @@ def smaller_student(config, *, num_layers: int | None = None, hidden_size: int |
                     num_heads: int | None = None, ffn_size: int | None = None, seed: int = 0):
     """A randomly initialised classifier of the same architecture with a smaller configuration.
 
-    Unset sizes are taken from ``config`` (the teacher's); the label space is kept.
+    Unset sizes are taken from ``config`` (the teacher's); the label space is kept. The config is
+    shrunk by :func:`protege.models.families.smaller_config` (a new width keeps the teacher's
+    head dimension unless ``num_heads`` is given).
     """
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    cfg = copy.deepcopy(config)
-    width = hidden_size or _width_of(cfg)
-    heads = num_heads or _heads_of(cfg)
-    for name, value in (("--student-num-layers", num_layers), ("--student-hidden", hidden_size),
-                        ("--student-heads", num_heads), ("--student-ffn-size", ffn_size)):
-        if value is not None and value < 1:
-            raise ProtegeError(f"{name} must be a positive integer, got {value}")
-    if width % heads:
-        raise ProtegeError(f"student width {width} is not divisible by {heads} heads; choose --student-heads that divides --student-hidden")
-    if num_layers:
-        cfg.num_hidden_layers = num_layers
-    cfg.hidden_size = width
-    cfg.num_attention_heads = heads
-    if ffn_size or hidden_size:
-        key = ffn_size_key(cfg)
-        setattr(cfg, key, ffn_size or 4 * width)
-    if getattr(cfg, "layer_types", None) is not None and len(cfg.layer_types) != cfg.num_hidden_layers:
-        cfg.layer_types = cfg.layer_types[: cfg.num_hidden_layers]
-    cfg.architectures = None
+    from protege.models.families import smaller_config
+
+    cfg = smaller_config(config, num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads, ffn_size=ffn_size)
     torch.manual_seed(seed)
     return AutoModelForSequenceClassification.from_config(cfg)
 
