@@ -219,3 +219,10 @@ def test_prune_is_callable_from_the_package(tiny_teacher_dir, tmp_path):
     assert metrics["pruning"]["sparsity"] == pytest.approx(0.5, abs=1e-4)
     with pytest.raises(TypeError):
         protege.prune.prune_(None, object())
+
+
+def test_multi_process_launch_is_refused_before_anything_is_written(tiny_teacher_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "p"
+    assert main(["prune", str(tiny_teacher_dir), "--method", "magnitude", "--sparsity", "0.3", "--out", str(out), *FAST]) == 2
+    assert "one process" in _error(capsys) and not out.exists() and not (tmp_path / ".p.partial").exists()

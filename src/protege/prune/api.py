@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -171,6 +172,8 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
             raise ProtegeError(f"--method {cfg.method} takes a {METHODS[cfg.method].__name__}, got {type(mcfg).__name__}")
     else:
         cfg, mcfg = split_options({**options, **({"model": model} if model is not None else {})})
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # masks, rounds and the output have no main-process guards
+        raise ProtegeError("prune runs in one process; start it without torchrun/accelerate launch")
     quiet_transformers()
     run = _prepare(cfg, mcfg)
     run.device = resolve_device(cfg.device)
