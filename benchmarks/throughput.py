@@ -27,7 +27,6 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "glue" /
 VARIANTS = ("finetune-student", "protege-live", "protege-cached", "textbrewer")
 # protege-live with random (not length-grouped) batches, as TextBrewer's DataLoader draws them: run with
 # --variants protege-live,protege-live-ungrouped,textbrewer to see how much of the gap is padding
-EXTRA_VARIANTS = ("protege-live-ungrouped",)
 
 
 def _features(teacher_dir, n, max_length):

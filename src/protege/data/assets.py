@@ -22,6 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from protege.distill.outputs import write_atomic
 from protege.errors import ProtegeError
 
 __all__ = ["minilm_dir", "rotten_tomatoes", "MINILM_PACKAGE", "VADER_PACKAGE", "ROTTEN_TOMATOES_ROWS"]
@@ -154,12 +155,12 @@ def rotten_tomatoes(cache_dir: str | Path | None = None) -> dict[str, Path]:
     for name in _SPLITS:
         text = "sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in splits[name])
         data = text.encode("utf-8")
-        _atomic_write(paths[name], data)
+        write_atomic(paths[name], data)
         positives = sum(y for _, y in splits[name])
         manifest["files"][name] = {
             "rows": len(splits[name]), "positive": positives, "sha256": hashlib.sha256(data).hexdigest(),
         }
-    _atomic_write(cache / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    write_atomic(cache / "manifest.json", (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     counts = " / ".join(f"{manifest['files'][n]['rows']} {n}" for n in _SPLITS)
     _say(f"wrote {counts} rows to {cache}")
     return paths
@@ -292,9 +293,3 @@ def _split_rows(rows: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]
     n_train, n_dev = round(0.8 * n), round(0.1 * n)
     return {"train": rows[:n_train], "dev": rows[n_train:n_train + n_dev], "test": rows[n_train + n_dev:]}
 
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`protege.distill.outputs.write_atomic`)."""
-    from protege.distill.outputs import write_atomic
-
-    return write_atomic(path, data)

@@ -122,12 +122,15 @@ def full_optimizer_state(modules: dict, optimizer, sharded: bool) -> dict:
             "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in state["param_groups"]]}
 
 
-def clip_grad_norm(params, max_norm: float) -> None:
-    """``clip_grad_norm_`` over FSDP's DTensor gradients and plain ones (replicated projections) together.
+def clip_grad_norm(params, max_norm: float, *, sharded: bool = False) -> None:
+    """``torch.nn.utils.clip_grad_norm_``, also over FSDP's DTensor gradients mixed with plain ones.
 
-    torch's foreach norm refuses a list mixing the two, so each kind is normed on its own and the
-    global norm combined from both.
+    torch's foreach norm refuses a list mixing the two (``sharded``: a sharded student plus
+    replicated projections), so each kind is normed on its own and the global norm combined.
     """
+    if not sharded:
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
     from torch.distributed.tensor import DTensor
 
     params = [p for p in params if p.grad is not None]

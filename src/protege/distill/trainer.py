@@ -263,10 +263,7 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                 if scaler:
                     scaler.unscale_(optimizer)
                 if s.max_grad_norm > 0:
-                    if sharded:
-                        clip_grad_norm(params, s.max_grad_norm)
-                    else:
-                        torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+                    clip_grad_norm(params, s.max_grad_norm, sharded=sharded)
                 if scaler:
                     scaler.step(optimizer)
                     scaler.update()

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 from pathlib import Path
 
+from protege.distill.outputs import write_atomic
 from protege.errors import ProtegeError
 from protege.evaluate.report import write_json_atomic
 from protege.report.collect import collect_runs, teacher_folder
@@ -90,14 +91,14 @@ def report(runs, *, out, sort: str | None = None, remeasure: bool = False, speed
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for fig in figures:
-        files.append(_write(out / fig.file, fig.png))
-    files.append(_write(out / "report.md", format_markdown(table, title=title, plots=figures).encode()))
+        files.append(write_atomic(out / fig.file, fig.png))
+    files.append(write_atomic(out / "report.md", format_markdown(table, title=title, plots=figures).encode()))
     write_json_atomic(out / "report.json", {"columns": [{"key": c.key, "label": c.label} for c in table.columns],
                                             "rows": [{c.key: r.get(c.key) for c in table.columns} for r in table.rows],
                                             "notes": table.notes, "skipped": [list(s) for s in skipped]})
     files.append(out / "report.json")
     html = render_html(table, title=title, plots=figures, skipped=skipped, meta=meta)
-    files.append(_write(out / "index.html", html.encode()))
+    files.append(write_atomic(out / "index.html", html.encode()))
     written = {f.name for f in files}
     for pattern in _PLOT_PATTERNS:
         for stale in out.glob(pattern):
@@ -114,9 +115,3 @@ def _check_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / "index.html").exists():
         raise ProtegeError(f"--out {out} is not empty and holds no earlier report; give a new folder")
 
-
-def _write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`protege.distill.outputs.write_atomic`)."""
-    from protege.distill.outputs import write_atomic
-
-    return write_atomic(path, data)
