@@ -26,7 +26,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def _init_only(teacher_dir: str, layers: str, data: dict, max_length: int, scratch: bool, seed: int) -> dict:
     """STS/probe of the student before any training (kept layers, or a random init with --scratch)."""
-    from protege.evaluate.embeddings import scores_side_by_side
+    from protege.evaluation.embeddings import scores_side_by_side
     from protege.models import keep_layers, load_tokenizer
     from protege.models.families import smaller_model
     from protege.models.sentence import SentenceEncoder, load_sentence_encoder
@@ -40,7 +40,7 @@ def _init_only(teacher_dir: str, layers: str, data: dict, max_length: int, scrat
 
 def _speed(teacher_dir: str, student_dir: str, data: dict, max_length: int) -> dict:
     """Batch-1 latency and throughput of teacher and student, interleaved, on STS-B sentences."""
-    from protege.evaluate.speed import compare_speed
+    from protege.evaluation.speed import compare_speed
     from protege.models import load_tokenizer
     from protege.models.sentence import load_sentence_encoder
 
@@ -54,7 +54,7 @@ def main() -> None:
     import protege
     from protege.data.assets import minilm_dir
     from protege.data.text import read_lines
-    from protege.evaluate.embeddings import load_eval_data
+    from protege.evaluation.embeddings import load_eval_data
     from protege.models.loading import quiet_transformers
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

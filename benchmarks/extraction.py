@@ -79,9 +79,9 @@ def main() -> None:
     """Run the benchmark; print the tables and write OUT/results.json."""
     import protege
     from protege.data.assets import minilm_dir
-    from protege.extract import Victim, verify_watermark
-    from protege.extract.defenses.detector import detection_report
-    from protege.extract.queries import read_corpus
+    from protege.extraction import Victim, verify_watermark
+    from protege.extraction.defenses.detector import detection_report
+    from protege.data.queries import read_corpus
     from protege.models.loading import quiet_transformers
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -40,7 +40,7 @@ STRUCTURED = {
 def _random_masks(teacher: str, like: Path, dest: Path, seed: int) -> Path:
     """Masks with the same number of zeros per matrix as ``like``, at random positions."""
     from protege.models import load_classifier
-    from protege.prune import get_masks, load_masks, random_prune_, save_masks
+    from protege.pruning import get_masks, load_masks, random_prune_, save_masks
 
     zeros = {k: int((~m).sum()) for k, m in load_masks(like).items()}
     model = random_prune_(load_classifier(teacher), zeros, seed=seed)
@@ -62,7 +62,7 @@ def _row(m: dict, dense_accuracy: float) -> dict:
 def retime(args) -> None:
     """Time the teacher and finished runs interleaved in one session; print and save the speedups."""
     from protege.data import load_examples
-    from protege.report.remeasure import remeasure
+    from protege.reporting.remeasure import remeasure
 
     out = Path(args.out)
     runs = args.retime or sorted(d.name for d in out.iterdir() if (d / "metrics.json").is_file())
@@ -88,7 +88,7 @@ def retime(args) -> None:
 
 def main() -> None:
     """Run the benchmark and print a results table (also written to OUT/results.json)."""
-    import protege.prune
+    import protege.pruning
     from protege.models.loading import quiet_transformers
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -40,7 +40,7 @@ def _features(teacher_dir, n, max_length):
 
 
 def _settings(args, **kw):
-    from protege.distill.config import TrainSettings
+    from protege.engine.config import TrainSettings
 
     return TrainSettings(train=str(DATA), out="unused", batch_size=args.batch_size, max_steps=args.steps, max_length=args.max_length,
                          lr=5e-5, progress=False, log_every=10**9, checkpoint_every=10**9, **kw)
@@ -50,7 +50,7 @@ def run_variant(name: str, args) -> dict:
     """Time one variant's training loop (model loading and cache building excluded and reported apart)."""
     import torch
 
-    from protege.distill.trainer import train
+    from protege.engine.trainer import train
     from protege.models import keep_layers, load_classifier
     from protege.models.loading import quiet_transformers
 

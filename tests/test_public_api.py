@@ -1,16 +1,24 @@
-"""The public API as README shows it: top-level functions, callable capability packages, cheap import."""
+"""The public API as README shows it: top-level functions (plain functions, never shadowed by packages), cheap import."""
 
 import subprocess
 import sys
 
 
-def test_verbs_are_callable_even_after_their_packages_are_imported():
-    import protege
-    import protege.distill.api  # noqa: F401  (binds the package protege.distill)
-    import protege.evaluate.api  # noqa: F401
+def test_verbs_stay_plain_functions_after_every_package_is_imported():
+    import importlib
+    import inspect
+    import pkgutil
 
-    assert callable(protege.distill) and callable(protege.evaluate) and callable(protege.finetune)
-    assert protege.distill.DistillConfig is protege.DistillConfig
+    import protege
+
+    for module in pkgutil.walk_packages(protege.__path__, "protege."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    for verb in ("finetune", "distill", "cache_teacher", "evaluate", "prune", "report", "extract", "serve"):
+        assert inspect.isfunction(getattr(protege, verb)), verb
+    assert protege.recipes.distill.DistillConfig is protege.DistillConfig
+    for name in protege.__all__:  # every advertised name resolves
+        assert getattr(protege, name) is not None, name
 
 
 def test_distill_through_the_package_attribute(tiny_teacher_dir, tiny_data_dir, tmp_path):

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from protege.distill.config import DistillConfig, build_config, load_recipe
+from protege.recipes.distill.config import DistillConfig
+from protege.utils.config import build_config, load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
 

@@ -11,42 +11,45 @@ Public API (imported lazily, so ``import protege`` is cheap)::
 
 import importlib
 
+from protege.utils.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "finetune": "protege.distill.api",
-    "distill": "protege.distill.api",
-    "cache_teacher": "protege.distill.api",
-    "evaluate": "protege.evaluate.api",
-    "prune": "protege.prune.api",
-    "compare_models": "protege.evaluate.api",
-    "report": "protege.report",
-    "DistillConfig": "protege.distill.config",
-    "FinetuneConfig": "protege.distill.config",
-    "TrainSettings": "protege.distill.config",
+# the verbs are plain functions; their packages have other names (recipes.distill, evaluation, pruning, ...)
+_lazy, _dir, _names = lazy_exports(__name__, {
+    "finetune": "protege.recipes.finetune",
+    "distill": "protege.recipes.distill.api",
+    "cache_teacher": "protege.recipes.distill.api",
+    "evaluate": "protege.recipes.evaluate",
+    "compare_models": "protege.evaluation.api",
+    "prune": "protege.recipes.prune",
+    "prune_": "protege.pruning.apply",
+    "report": "protege.reporting.api",
+    "extract": "protege.recipes.extract",
+    "serve": "protege.extraction.server",
+    "Victim": "protege.extraction.victim",
+    "verify_watermark": "protege.extraction.defenses.watermark",
+    "run_demo": "protege.recipes.demo",
+    "DistillConfig": "protege.recipes.distill.config",
+    "FinetuneConfig": "protege.recipes.finetune",
+    "TrainSettings": "protege.engine.config",
+    "Callback": "protege.engine.events",
     "keep_layers": "protege.models.students",
     "smaller_student": "protege.models.students",
     "pretrained_student": "protege.models.students",
     "parse_layer_spec": "protege.models.students",
     "load_examples": "protege.data.tables",
     "ProtegeError": "protege.errors",
-    "run_demo": "protege.demo",
-    "extract": "protege.extract.attack",
-    "serve": "protege.extract.server",
-    "Victim": "protege.extract.victim",
-    "verify_watermark": "protege.extract.defenses.watermark",
-}
-_SUBPACKAGES = ("losses", "data", "models", "distill", "evaluate", "cli")
-
-__all__ = sorted(_EXPORTS) + list(_SUBPACKAGES)
+})
+_SUBPACKAGES = ("utils", "data", "models", "losses", "objectives", "evaluation", "engine", "recipes", "pruning",
+                "extraction", "reporting", "cli")
+__all__ = _names + list(_SUBPACKAGES)
 
 
 def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f"protege.{name}")
-    raise AttributeError(f"module 'protege' has no attribute {name!r}")
+    return _lazy(name)
 
 
 def __dir__():

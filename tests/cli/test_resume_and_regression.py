@@ -15,7 +15,7 @@ ARGS = ["--no-progress", "--no-speed", "--max-length", "32", "--batch-size", "8"
 
 
 def test_interrupted_distill_resumes_to_the_same_weights(tiny_teacher_dir, tiny_data_dir, tmp_path, monkeypatch, capsys):
-    import protege.distill.objectives as objectives
+    import protege.objectives.task as objectives
 
     base = ["distill", "--teacher", str(tiny_teacher_dir), "--train", str(tiny_data_dir / "train.tsv"),
             "--student-layers", "1,3", "--alpha-hidden", "1", *ARGS]

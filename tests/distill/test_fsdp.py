@@ -69,7 +69,7 @@ def _features(n=17):
 
 
 def _settings(**kw):
-    from protege.distill.config import TrainSettings
+    from protege.engine.config import TrainSettings
 
     # 17 examples in batches of 8: every epoch ends with a 1-example batch, so one process idles in it;
     # a small --max-grad-norm so clipping (over sharded and replicated gradients together) acts every step
@@ -104,7 +104,8 @@ class _Interrupt(Exception):
 
 def _resume_worker(root: Path) -> None:
     """One process of the launched run: uninterrupted (a), interrupted after the step-3 checkpoint (b), resumed (c)."""
-    from protege.distill.trainer import process_group, train
+    from protege.engine.trainer import train
+    from protege.utils.device import process_group
 
     torch.set_num_threads(1)
     feats = _features()
@@ -133,7 +134,7 @@ def _resume_worker(root: Path) -> None:
 
 
 def test_fsdp_resume_with_a_projection_matches_an_uninterrupted_run_and_one_process(tmp_path, monkeypatch):
-    from protege.distill.trainer import train
+    from protege.engine.trainer import train
 
     torch.manual_seed(0)
     tok = build_tokenizer(tmp_path / "model")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from protege import losses
-from protege.distill.objectives import Objective, distillation_losses
+from protege.objectives.task import Objective, distillation_losses
 from protege.errors import ProtegeError
 
 

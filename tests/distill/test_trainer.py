@@ -7,8 +7,9 @@ import torch
 
 from protege.data import Examples
 from protege.data.batching import encode
-from protege.distill.config import TrainSettings
-from protege.distill.trainer import has_checkpoint, train
+from protege.engine.config import TrainSettings
+from protege.engine.staging import has_checkpoint
+from protege.engine.trainer import train
 
 from helpers import make_sentences
 

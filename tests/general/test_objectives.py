@@ -9,8 +9,8 @@ from transformers import BertConfig, BertModel
 
 import protege
 from protege.data.text import pack_sequences, read_lines, tokenize_lines
-from protege.distill.clm import load_lm_tokenizer
-from protege.evaluate.lm import lm_scores
+from protege.models.loading import load_lm_tokenizer
+from protege.evaluation.lm import lm_scores
 from protege.models import keep_layers
 from protege.models.families import load_model
 
@@ -144,7 +144,7 @@ def test_interrupted_mlm_run_resumes_to_the_same_weights(general_dir, tmp_path, 
     from safetensors.torch import load_file
 
     from protege.cli.main import main
-    from protege.distill.mlm import MaskedLMObjective
+    from protege.objectives.mlm import MaskedLMObjective
 
     base = ["distill", "--objective", "mlm", "--teacher", str(general_dir / "bert-mlm"), "--train-text", str(general_dir / "corpus.txt"),
             "--student-layers", "0,2", "--no-progress", "--no-speed", "--max-length", "32", "--batch-size", "8", "--max-steps", "6",

@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from protege.data.text import encode_lines, pack_sequences, read_lines, token_counts, tokenize_lines
-from protege.distill.general import transfer_text
+from protege.recipes.distill.general import transfer_text
 from protege.errors import ProtegeError
 
 

@@ -1,4 +1,4 @@
-"""``protege demo``: the built-in default end to end (see :mod:`protege.demo`)."""
+"""``protege demo``: the built-in default end to end (see :mod:`protege.recipes.demo`)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def add_demo(parser: argparse.ArgumentParser) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo and print the test-set report."""
-    from protege.demo import run_demo as demo
-    from protege.evaluate.report import format_report
+    from protege.recipes.demo import run_demo as demo
+    from protege.evaluation.report import format_report
     from protege.models.loading import quiet_transformers
 
     quiet_transformers()

@@ -1,4 +1,4 @@
-"""``protege serve``, ``extract``, ``verify-watermark`` and ``detect``: thin wrappers over protege.extract."""
+"""``protege serve``, ``extract``, ``verify-watermark`` and ``detect``: thin wrappers over the library functions."""
 
 from __future__ import annotations
 
@@ -13,16 +13,15 @@ __all__ = ["add_serve", "run_serve", "add_extract", "run_extract", "add_verify_w
 
 def add_serve(parser: argparse.ArgumentParser) -> None:
     """Flags of ``protege serve`` (the fields of ServeConfig; the model may also come first)."""
-    from protege.extract.config import ServeConfig
+    from protege.extraction.config import ServeConfig
 
-    parser.add_argument("model", nargs="?", default=argparse.SUPPRESS, help="classifier folder or hub id to serve")
     add_config_arguments(parser, ServeConfig)
 
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
-    from protege.extract.config import ServeConfig
-    from protege.extract.server import serve
+    from protege.extraction.config import ServeConfig
+    from protege.extraction.server import serve
 
     serve(config_from_args(ServeConfig, args))
     return 0
@@ -30,21 +29,17 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def add_extract(parser: argparse.ArgumentParser) -> None:
     """Flags of ``protege extract`` (the fields of ExtractConfig: the query flags and distill's training flags)."""
-    from protege.extract.config import HIDDEN_FLAGS, ExtractConfig
+    from protege.recipes.extract import ExtractConfig
 
     add_config_arguments(parser, ExtractConfig)
-    for action in parser._actions:  # TrainSettings fields that extract sets itself
-        if action.dest in HIDDEN_FLAGS:
-            action.help = argparse.SUPPRESS
 
 
 def run_extract(args: argparse.Namespace) -> int:
     """Query the victim, train the student, print the report."""
-    from protege.evaluate.report import format_report
-    from protege.extract.attack import extract
-    from protege.extract.config import ExtractConfig
+    from protege.evaluation.report import format_report
+    from protege.recipes.extract import ExtractConfig, extract
 
-    metrics = extract(config_from_args(ExtractConfig, args))
+    metrics = extract(config_from_args(ExtractConfig, args, verb="extract"))
     x = metrics["extraction"]
     print(format_report(metrics))
     print(f"queries: {x['budget']} {x['queries']} ({x['sent']} sent now, {x['from_log']} from {x['query_log']}); "
@@ -54,8 +49,8 @@ def run_extract(args: argparse.Namespace) -> int:
 
 
 def add_verify_watermark(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``protege verify-watermark`` (the arguments of :func:`protege.extract.verify_watermark`)."""
-    from protege.extract.defenses.watermark import DEFAULT_FRACTION
+    """Flags of ``protege verify-watermark`` (the arguments of :func:`protege.extraction.verify_watermark`)."""
+    from protege.extraction.defenses.watermark import DEFAULT_FRACTION
 
     parser.add_argument("suspect", help="the model suspected of being extracted: classifier folder or hub id")
     parser.add_argument("--log", required=True, help="query log of served answers (serve --answer-log, or a client's log)")
@@ -73,8 +68,8 @@ def add_verify_watermark(parser: argparse.ArgumentParser) -> None:
 def run_verify_watermark(args: argparse.Namespace) -> int:
     """Test the suspect and print the verdict."""
     from protege.errors import ProtegeError
-    from protege.evaluate.report import write_json_atomic
-    from protege.extract.defenses.watermark import verify_watermark
+    from protege.utils.io import write_json_atomic
+    from protege.extraction.defenses.watermark import verify_watermark
     from protege.models.loading import quiet_transformers
 
     key = args.key or os.environ.get("PROTEGE_WATERMARK_KEY")
@@ -97,7 +92,7 @@ def run_verify_watermark(args: argparse.Namespace) -> int:
 
 
 def add_detect(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``protege detect`` (the arguments of :func:`protege.extract.defenses.detector.detect`)."""
+    """Flags of ``protege detect`` (the arguments of :func:`protege.extraction.defenses.detector.detect`)."""
     parser.add_argument("victim", help="the served classifier (folder): its hidden states are the detector's features")
     parser.add_argument("--genuine", required=True, help="real inputs of the victim's task (table or one text per line)")
     parser.add_argument("--ood", action="append", metavar="FILE", help="genuine out-of-distribution users (repeatable)")
@@ -112,7 +107,7 @@ def add_detect(parser: argparse.ArgumentParser) -> None:
 
 def run_detect(args: argparse.Namespace) -> int:
     """Train and measure the detector, print the rates."""
-    from protege.extract.defenses.detector import detect
+    from protege.extraction.defenses.detector import detect
     from protege.models.loading import quiet_transformers
 
     quiet_transformers()

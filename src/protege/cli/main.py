@@ -49,11 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser = _parser(verb if verb in VERBS else None)
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     if not args.verb:
         parser.print_help()
+        return 2
+    if unknown:
+        option = unknown[0].split("=", 1)[0]
+        hint = getattr(args, "_protege_hints", {}).get(option)
+        print(f"protege: error: {hint or f'unknown option {option!r} for protege {args.verb}; see protege {args.verb} --help'}",
+              file=sys.stderr)
         return 2
     module, _, run, _ = VERBS[args.verb]
     try:

@@ -28,7 +28,7 @@ def add_report(parser: argparse.ArgumentParser) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Build the report; name each skipped folder on stderr; print the table."""
-    from protege.report.api import report
+    from protege.reporting.api import report
 
     result = report(args.runs, out=args.out, sort=args.sort, remeasure=args.remeasure, speed_seconds=args.speed_seconds,
                     max_length=args.max_length, plots=args.plots, title=args.title)

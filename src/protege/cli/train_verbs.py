@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from protege.cli.options import add_config_arguments, config_from_args
-from protege.distill.config import CacheConfig, DistillConfig, FinetuneConfig
+from protege.recipes.distill.config import CacheConfig, DistillConfig
+from protege.recipes.finetune import FinetuneConfig
 
 __all__ = ["add_finetune", "run_finetune", "add_distill", "run_distill", "add_cache", "run_cache"]
 
@@ -17,8 +18,8 @@ def add_finetune(parser: argparse.ArgumentParser) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     """Fine-tune, then print the report."""
-    from protege.distill.api import finetune
-    from protege.evaluate.report import format_report
+    from protege.recipes.distill.api import finetune
+    from protege.evaluation.report import format_report
 
     metrics = finetune(config_from_args(FinetuneConfig, args))
     if not metrics:  # not the main process of a multi-process run: that one reports
@@ -35,8 +36,8 @@ def add_distill(parser: argparse.ArgumentParser) -> None:
 
 def run_distill(args: argparse.Namespace) -> int:
     """Distil, then print the student-vs-teacher report."""
-    from protege.distill.api import distill
-    from protege.evaluate.report import format_report
+    from protege.recipes.distill.api import distill
+    from protege.evaluation.report import format_report
 
     metrics = distill(config_from_args(DistillConfig, args))
     if not metrics:  # not the main process of a multi-process run: that one reports
@@ -53,7 +54,7 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
 
 def run_cache(args: argparse.Namespace) -> int:
     """Build (or find) the teacher-output cache and say where it is."""
-    from protege.distill.api import cache_teacher
+    from protege.recipes.distill.api import cache_teacher
 
     info = cache_teacher(config_from_args(CacheConfig, args))
     print(f"teacher cache: {info['folder']} ({info['n']} examples, {info['bytes'] / 1e6:.1f} MB)")

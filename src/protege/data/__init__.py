@@ -5,6 +5,7 @@ Importing this package is cheap: pandas, datasets and torch load only when a fun
 
 from protege.data.assets import minilm_dir, rotten_tomatoes
 from protege.data.batching import batch_indices, collate, encode, iterate_batches
+from protege.data.loading import load_run_data
 from protege.data.tables import (
     CLASSIFICATION,
     REGRESSION,
@@ -23,6 +24,7 @@ __all__ = [
     "LabelSpace",
     "read_table",
     "load_examples",
+    "load_run_data",
     "infer_label_space",
     "map_labels",
     "encode",

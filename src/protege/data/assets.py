@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from protege.distill.outputs import write_atomic
+from protege.utils.io import write_atomic
 from protege.errors import ProtegeError
 
 __all__ = ["minilm_dir", "rotten_tomatoes", "MINILM_PACKAGE", "VADER_PACKAGE", "ROTTEN_TOMATOES_ROWS"]

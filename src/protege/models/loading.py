@@ -7,7 +7,7 @@ from pathlib import Path
 
 from protege.errors import ProtegeError
 
-__all__ = ["load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
+__all__ = ["load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
 
 
 def quiet_transformers() -> None:
@@ -71,7 +71,7 @@ def load_classifier(name: str, *, role: str = "teacher", attn_implementation: st
             f"fine-tune it first: protege finetune --model {name} --train ... --out runs/teacher"
         )
     if getattr(config, "protege_pruned_heads", None) or getattr(config, "protege_ffn_sizes", None):
-        from protege.prune.structured import load_pruned  # a layout a stock config cannot express
+        from protege.pruning.structured import load_pruned  # a layout a stock config cannot express
 
         model = load_pruned(name)
         if attn_implementation and hasattr(model, "set_attn_implementation"):
@@ -119,3 +119,13 @@ def load_backbone_as_classifier(name: str, *, problem_type: str, id2label: dict[
         return AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
     except (OSError, ValueError) as err:
         raise _describe_failure(name, err) from None
+
+
+def load_lm_tokenizer(name: str):
+    """The teacher's tokenizer, with the EOS token as padding when it has no pad token (GPT-2)."""
+    tok = load_tokenizer(name)
+    if tok.pad_token_id is None:
+        if tok.eos_token_id is None:
+            raise ProtegeError(f"the tokenizer of '{name}' has neither a pad nor an EOS token; add a pad token to it")
+        tok.pad_token = tok.eos_token
+    return tok

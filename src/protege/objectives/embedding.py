@@ -1,0 +1,134 @@
+"""``--objective embedding``: a smaller sentence-transformers model that reproduces its teacher's embeddings.
+
+The teacher is a local sentence-transformers folder: its pooling (mean, CLS, ...), Dense layers
+and normalisation are read from ``modules.json`` and applied to the student too. On any
+unlabeled text (one sentence a line, or random word sequences) the student minimises
+
+    alpha_cos * (1 - cos(e_s, e_t)) + alpha_mse * MSE(e_s, e_t) + alpha_hidden * hidden-state loss
+
+on the final sentence embeddings (Reimers & Gurevych 2020 use the MSE; the cosine form is what
+similarity search and STS read). A narrower student gets a Dense layer to the teacher's
+dimension, so its embeddings live in the teacher's space. Saved as a sentence-transformers
+folder. Reported: STS Spearman and linear-probe accuracy of both, and cosine to the teacher.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from protege import losses
+from protege.errors import ProtegeError
+from protege.losses.embeddings import sentence_cosine, sentence_mse
+
+__all__ = ["EmbeddingObjective"]
+
+
+class EmbeddingObjective:
+    """A sentence-embedding teacher, its student encoder, and the loss on pooled embeddings."""
+
+    kind = "embedding"
+    packs = False
+    primary = "cosine_to_teacher"
+    pipeline_tag = "sentence-similarity"
+    auto_class = "SentenceTransformer"
+
+    def __init__(self, cfg):
+        from protege.models import hidden_size, load_tokenizer, num_layers, parse_layer_spec
+        from protege.models.families import build_student_for
+        from protege.models.sentence import DenseLayer, SentenceEncoder, is_sentence_transformer, load_sentence_encoder, read_pipeline
+
+        self.cfg = cfg
+        self.weights = cfg.general_weights
+        if not is_sentence_transformer(cfg.teacher):
+            raise ProtegeError(f"teacher '{cfg.teacher}' is not a local sentence-transformers folder (no modules.json); "
+                               "pass one (e.g. all-MiniLM-L6-v2 saved with SentenceTransformer.save) or use --objective tinybert")
+        self.teacher = load_sentence_encoder(cfg.teacher)
+        self.tokenizer = load_tokenizer(str(read_pipeline(cfg.teacher).transformer_path))
+        transformer, default_map, self.description = build_student_for(cfg, self.teacher.transformer, self.tokenizer, "encoder")
+        hs, ht = hidden_size(transformer.config), hidden_size(self.teacher.config)
+        if hs == ht:
+            dense = copy.deepcopy(list(self.teacher.dense))
+        else:
+            dense = [DenseLayer(hs * len(self.teacher.pooling), self.teacher.embedding_dim)]
+            self.description += f", Dense {hs * len(self.teacher.pooling)}->{self.teacher.embedding_dim} to the teacher's space"
+        self.student = SentenceEncoder(transformer, self.teacher.pooling, self.teacher.normalize, dense,
+                                       self.teacher.max_seq_length, self.teacher.do_lower_case).train()
+        total, n = num_layers(self.teacher.config), num_layers(transformer.config)
+        self.layer_map = parse_layer_spec(cfg.layer_map, total) if cfg.layer_map else list(default_map)
+        self.extra = None
+        if self.weights["hidden"]:
+            if len(self.layer_map) != n:
+                raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; "
+                                   "give one per student layer")
+            if hs != ht:
+                if not cfg.hidden_projection:
+                    raise ProtegeError(f"--alpha-hidden compares widths {hs} (student) and {ht} (teacher): drop --no-hidden-projection "
+                                       "or set --alpha-hidden 0")
+                self.extra = losses.HiddenProjection(hs, ht, n + 1)
+        from protege.evaluation.embeddings import load_eval_data
+
+        self.eval_data = load_eval_data(sts=cfg.sts, probe_train=cfg.probe_train, probe_eval=cfg.probe_eval,
+                                        max_probe_examples=cfg.max_probe_examples)
+        modes = "+".join(self.teacher.pooling) + (" + normalize" if self.teacher.normalize else "")
+        self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v) + f" on {modes} embeddings"
+
+    def prepare(self, features: list[dict]) -> None:
+        """Nothing to precompute."""
+
+    def loss(self, student, batch: dict) -> dict:
+        """Loss terms on the sentence embeddings (and optionally hidden states) of one batch."""
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        hidden = bool(self.weights["hidden"])
+        with torch.no_grad():
+            t = self.teacher(**inputs, output_hidden_states=hidden)
+        s = student(**inputs, output_hidden_states=hidden)
+        terms = {}
+        if self.weights["cos"]:
+            terms["cos"] = sentence_cosine(s.embeddings, t.embeddings)
+        if self.weights["mse"]:
+            terms["mse"] = sentence_mse(s.embeddings, t.embeddings)
+        if hidden:
+            fn = losses.hidden_cosine if self.cfg.hidden_loss == "cosine" else losses.hidden_mse
+            project = (lambda i: (lambda x: self.extra(x, i))) if self.extra is not None else (lambda i: None)
+            terms["hidden"] = torch.stack([fn(s.hidden_states[i + 1], t.hidden_states[j + 1], mask=batch["attention_mask"],
+                                              projection=project(i + 1)) for i, j in enumerate(self.layer_map)]).mean()
+        terms["loss"] = sum(self.weights[k] * v for k, v in terms.items())
+        return terms
+
+    def eval_features(self, features: list[dict]) -> list[dict]:
+        return features
+
+    def held_out(self, model, features: list[dict], device, *, with_teacher: bool = True) -> dict:
+        """Mean cosine between ``model``'s and the teacher's embeddings of the held-out sentences."""
+        from protege.data.batching import collate
+        from protege.losses.embeddings import sentence_cosine as cos_loss
+
+        total, n = 0.0, 0
+        was = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(features), 64):
+                    chunk = features[start:start + 64]
+                    batch = {k: v.to(device) for k, v in collate(chunk, self.tokenizer.pad_token_id or 0).items()}
+                    e_s, e_t = model(**batch).embeddings, self.teacher(**batch).embeddings
+                    total += (1.0 - float(cos_loss(e_s, e_t))) * len(chunk)
+                    n += len(chunk)
+        finally:
+            model.train(was)
+        return {"agreement": {"cosine_to_teacher": total / max(n, 1)}}
+
+    def reports(self, device) -> dict:
+        """STS and linear-probe scores of teacher and student, as asked by --sts / --probe-*."""
+        from protege.evaluation.embeddings import scores_side_by_side
+
+        return scores_side_by_side(self.student, self.teacher, self.tokenizer, self.eval_data, max_length=self.cfg.max_length,
+                                   seed=self.cfg.seed, device=device)
+
+    def save(self, folder) -> None:
+        """A sentence-transformers folder (transformer at the root, Pooling, Dense, Normalize)."""
+        from protege.models.sentence import save_sentence_encoder
+
+        save_sentence_encoder(self.student, self.tokenizer, folder)

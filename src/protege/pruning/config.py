@@ -1,0 +1,232 @@
+"""Pruning configurations: frozen dataclasses validated on construction.
+
+Two kinds, as in ``protege.recipes.distill.config``: one field is one CLI flag and one YAML key.
+
+- :class:`PruneConfig` is the run (``protege prune MODEL --method ... --out ...``): the model,
+  the method, the output folder, and the data and training settings used for recovery.
+- One config per method is the transform itself, usable without any files:
+  ``prune_(model, MagnitudeConfig(sparsity=0.5))``. :data:`METHODS` maps a ``--method`` name to
+  its config class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from protege.engine.config import Optimization, Output, Speed, TrainData
+from protege.errors import ProtegeError
+from protege.utils.config import option
+
+__all__ = ["PruneTarget", "MagnitudeConfig", "LotteryConfig", "GradualConfig", "StructuredConfig", "MasksConfig",
+           "PruneConfig", "METHODS", "RECOVERY"]
+
+RECOVERY = ("none", "finetune", "distill")
+
+
+def _fraction(name: str, value, *, high_ok: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (0 <= value <= 1 if high_ok else 0 <= value < 1):
+        raise ProtegeError(f"--{name.replace('_', '-')} must be a fraction in [0, 1{']' if high_ok else ')'}, got {value!r}")
+
+
+def _count(name: str, value, *, optional: bool = True, low: int = 1) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ProtegeError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneTarget:
+    """Which weights unstructured pruning may zero, and where their magnitudes are compared."""
+
+    scope: str = option("global", "global: rank all candidate weights together (Chen et al. 2020); layer: the same sparsity in every matrix")
+    include_pooler: bool = option(False, "also prune the pooler's linear layer")
+    include_classifier: bool = option(False, "also prune the classification head's linear layers")
+    include_embeddings: bool = option(False, "also prune the embedding tables (word, position, token type)")
+
+    def __post_init__(self):
+        if self.scope not in ("global", "layer"):
+            raise ProtegeError(f"--scope must be global or layer, got {self.scope!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MagnitudeConfig(PruneTarget):
+    """``--method magnitude``: zero the smallest-magnitude weights, once."""
+
+    sparsity: float = option(None, "fraction of the candidate weights to zero, e.g. 0.6", required=True)
+
+    def __post_init__(self):
+        if self.sparsity is None:
+            raise ProtegeError("--sparsity is required: the fraction of weights to zero, e.g. --sparsity 0.6")
+        _fraction("sparsity", self.sparsity)
+        super().__post_init__()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LotteryConfig(PruneTarget):
+    """``--method imp``: iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Chen et al. 2020)."""
+
+    rounds: int = option(5, "pruning rounds; round r reaches sparsity 1 - (1 - rate)^r")
+    rate: float = option(0.2, "fraction of the remaining weights pruned each round")
+    rewind_step: int = option(0, "rewind surviving weights to the input model (0) or to its weights after this many training steps")
+    tolerance: float = option(0.01, "a subnetwork 'matches' when its metric is at least the dense model's minus this (absolute)")
+    controls: bool = option(False, "also train the two controls at the ticket's sparsity: a random mask, and the ticket's mask re-initialised")
+
+    def __post_init__(self):
+        _count("rounds", self.rounds)
+        if not (isinstance(self.rate, (int, float)) and 0 < self.rate < 1):
+            raise ProtegeError(f"--rate must be in (0, 1), got {self.rate!r}")
+        _count("rewind_step", self.rewind_step, optional=False, low=0)
+        if not (isinstance(self.tolerance, (int, float)) and self.tolerance >= 0 and math.isfinite(self.tolerance)):
+            raise ProtegeError(f"--tolerance must be >= 0, got {self.tolerance!r}")
+        super().__post_init__()
+
+    def sparsity_at(self, round_: int) -> float:
+        """Target sparsity after ``round_`` rounds: 1 - (1 - rate)^round."""
+        return 1.0 - (1.0 - self.rate) ** round_
+
+    def at(self, sparsity: float) -> MagnitudeConfig:
+        """The one-shot magnitude config of one round."""
+        return MagnitudeConfig(sparsity=sparsity, **_target_fields(self))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradualConfig(PruneTarget):
+    """``--method gradual``: magnitude pruning on the cubic schedule of Zhu & Gupta (2017), during distillation."""
+
+    sparsity: float = option(None, "final fraction of the candidate weights to zero", required=True)
+    initial_sparsity: float = option(0.0, "sparsity at the first pruning step")
+    prune_start: float = option(0.0, "fraction of the training steps after which pruning starts")
+    prune_end: float = option(0.7, "fraction of the training steps at which the final sparsity is reached (the rest recovers)")
+    prune_every: int | None = option(None, "steps between pruning events (default: 10 events from start to end)")
+
+    def __post_init__(self):
+        if self.sparsity is None:
+            raise ProtegeError("--sparsity is required: the final fraction of weights to zero, e.g. --sparsity 0.8")
+        _fraction("sparsity", self.sparsity)
+        _fraction("initial_sparsity", self.initial_sparsity)
+        _fraction("prune_start", self.prune_start, high_ok=True)
+        _fraction("prune_end", self.prune_end, high_ok=True)
+        if self.initial_sparsity > self.sparsity:
+            raise ProtegeError(f"--initial-sparsity {self.initial_sparsity} is above --sparsity {self.sparsity}; the schedule only adds zeros")
+        if self.prune_start >= self.prune_end:
+            raise ProtegeError(f"--prune-start ({self.prune_start}) must be before --prune-end ({self.prune_end})")
+        _count("prune_every", self.prune_every)
+        super().__post_init__()
+
+    def at(self, sparsity: float) -> MagnitudeConfig:
+        """The one-shot magnitude config of one pruning event."""
+        return MagnitudeConfig(sparsity=sparsity, **_target_fields(self))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StructuredConfig:
+    """``--method structured``: remove whole attention heads, FFN neurons and layers (weights are sliced)."""
+
+    keep_heads: int | None = option(None, "attention heads kept in every layer (saved models then need protege.pruning.load_pruned)")
+    keep_ffn: int | None = option(None, "FFN neurons kept in every layer (intermediate_size; loads with stock from_pretrained)")
+    keep_layers: str | None = option(None, "layers kept: 0,2,4 | every-other | uniform:K | first:K (loads with stock from_pretrained)", list=True)
+    importance: str = option("gradient", "how heads and neurons are ranked: gradient (Michel et al. 2019) or magnitude")
+    importance_examples: int = option(256, "examples used to estimate gradient importance (from --train, else --eval)")
+
+    def __post_init__(self):
+        if self.keep_heads is None and self.keep_ffn is None and self.keep_layers is None:
+            raise ProtegeError("--method structured needs at least one of --keep-heads, --keep-ffn, --keep-layers")
+        _count("keep_heads", self.keep_heads)
+        _count("keep_ffn", self.keep_ffn)
+        _count("importance_examples", self.importance_examples, optional=False)
+        if self.importance not in ("gradient", "magnitude"):
+            raise ProtegeError(f"--importance must be gradient or magnitude, got {self.importance!r}")
+        if self.keep_layers is not None and not str(self.keep_layers).strip():
+            raise ProtegeError("--keep-layers is empty; use e.g. 0,2,4, every-other, uniform:3 or first:3")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MasksConfig:
+    """``--method masks``: apply the masks of another pruning run (e.g. a lottery ticket) to this model."""
+
+    masks: str = option(None, "pruning_masks.safetensors of another run, or the run's folder", required=True)
+
+    def __post_init__(self):
+        if not self.masks:
+            raise ProtegeError("--masks is required: a pruning_masks.safetensors file or a pruned run's folder")
+
+
+METHODS = {
+    "magnitude": MagnitudeConfig,
+    "imp": LotteryConfig,
+    "gradual": GradualConfig,
+    "structured": StructuredConfig,
+    "masks": MasksConfig,
+}
+# what trains after (or, for imp and gradual, during) pruning when --recover is not given
+_DEFAULT_RECOVERY = {"magnitude": "none", "imp": "finetune", "gradual": "distill", "structured": "none", "masks": "none"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneConfig(TrainData, Optimization, Speed, Output):
+    """``protege prune``: one pruning run, from a classifier folder to a pruned, measured folder.
+
+    The training settings are used only when something trains: ``--recover finetune|distill``,
+    the rounds of ``--method imp`` and the schedule of ``--method gradual``.
+    """
+
+    model: str = option(None, "the dense classifier to prune: save_pretrained folder or hub id", required=True, positional=True)
+    method: str = option("magnitude", "magnitude | imp | gradual | structured | masks")
+    train: str | None = option(None, "training data for recovery, IMP rounds and gradual pruning (TSV/CSV/JSONL/Parquet or hub name)")
+    recover: str | None = option(None, "train after pruning: none | finetune (gold labels) | distill (from the dense model); "
+                                   "default none, finetune for imp, distill for gradual")
+    alpha_kd: float = option(1.0, "recovery by distillation: weight of the soft-target loss")
+    alpha_ce: float = option(0.0, "recovery by distillation: weight of the hard-label loss")
+    alpha_hidden: float = option(0.0, "recovery by distillation: weight of the hidden-state MSE to the dense model")
+    temperature: float = option(2.0, "recovery by distillation: softmax temperature")
+
+    def __post_init__(self):
+        if not self.model:
+            raise ProtegeError("a model to prune is required: protege prune runs/teacher --method ... --out ...")
+        if self.method not in METHODS:
+            raise ProtegeError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.recover is not None and self.recover not in RECOVERY:
+            raise ProtegeError(f"--recover must be none, finetune or distill, got {self.recover!r}")
+        if self.method in ("imp", "gradual") and self.recovery == "none":
+            raise ProtegeError(f"--method {self.method} trains while it prunes; use --recover finetune or --recover distill")
+        if self.method == "gradual" and self.recovery != "distill":
+            raise ProtegeError("--method gradual prunes during distillation; use --recover distill (the default)")
+        if self.resume:
+            raise ProtegeError("pruning runs cannot be resumed; run the command again without --resume")
+        if self.out is None:
+            raise ProtegeError("--out is required")
+        if self.needs_training and not self.train:
+            why = {"imp": "to train between rounds", "gradual": "to distil while pruning"}.get(self.method, f"for --recover {self.recovery}")
+            raise ProtegeError(f"--method {self.method} needs --train {why}; pass --train FILE")
+        if self.method == "imp" and not self.eval:
+            raise ProtegeError("--method imp needs --eval: a round 'matches' by its metric on the evaluation data")
+        if self.method == "gradual" and self.patience:
+            raise ProtegeError("--patience would stop before the schedule reaches --sparsity; drop it for --method gradual")
+        if self.recovery == "distill":
+            for name in ("alpha_kd", "alpha_ce", "alpha_hidden"):
+                value = getattr(self, name)
+                if not (value >= 0 and math.isfinite(value)):
+                    raise ProtegeError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+            if not (self.alpha_kd or self.alpha_ce or self.alpha_hidden):
+                raise ProtegeError("every recovery loss weight is 0; set --alpha-kd, --alpha-ce or --alpha-hidden")
+            if not (self.temperature > 0 and math.isfinite(self.temperature)):
+                raise ProtegeError(f"--temperature must be > 0, got {self.temperature}")
+        super().__post_init__()
+
+    @property
+    def recovery(self) -> str:
+        """What trains: ``--recover`` or the method's default."""
+        return self.recover or _DEFAULT_RECOVERY[self.method]
+
+    @property
+    def needs_training(self) -> bool:
+        """Whether this run trains (and so needs ``--train``)."""
+        return self.recovery != "none"
+
+
+def _target_fields(cfg) -> dict:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(PruneTarget)}

@@ -1,0 +1,381 @@
+"""``protege.prune``: prune a classifier folder into a measured, loadable folder (``prune_`` prunes a model in memory).
+
+One path for every method, as in ``protege.distill``: build and check the configs, load the
+dense model and the data and check the method fits them, all before anything is written; then
+prune (and train, with protege's trainer and distillation objective, the dense model as the
+teacher) in the staging folder; then save, measure against the dense model with
+:func:`protege.evaluation.api.compare_models`, add the pruning section, and move into place.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from protege.errors import ProtegeError
+from protege.pruning.config import METHODS, MasksConfig, PruneConfig, StructuredConfig
+
+__all__ = ["prune", "split_options"]
+
+
+def split_options(options: dict, *, source: str = "arguments") -> tuple[PruneConfig, object]:
+    """Build the run config and the method's config from one flat dict of options (flags, YAML keys, kwargs)."""
+    from protege.utils.config import build_config
+
+    method = str(options.get("method") or "magnitude")
+    if method not in METHODS:
+        raise ProtegeError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    run_fields = {f.name for f in dataclasses.fields(PruneConfig)}
+    method_fields = {f.name for f in dataclasses.fields(METHODS[method])}
+    run, own = {}, {}
+    for key, value in options.items():
+        if key in method_fields:
+            own[key] = value
+        elif key in run_fields:
+            run[key] = value
+        else:
+            owners = [m for m, cls in METHODS.items() if key in {f.name for f in dataclasses.fields(cls)}]
+            flag = "--" + key.replace("_", "-")
+            if owners:
+                raise ProtegeError(f"{flag} applies to --method {' / '.join(owners)}, not {method}; drop it or change --method")
+            raise ProtegeError(f"unknown option '{key}' in {source}; see protege prune --help")
+    return build_config(PruneConfig, run, source=source), build_config(METHODS[method], own, source=source)
+
+
+def _log(msg: str) -> None:
+    from protege.utils.log import log
+
+    log(msg)
+
+
+@dataclass
+class _Run:
+    """Everything a method needs, loaded and checked before the output folder is touched."""
+
+    cfg: PruneConfig
+    method_cfg: object
+    dense: object
+    tokenizer: object
+    problem: str
+    primary: str
+    train_ex: object = None
+    eval_ex: object = None
+    features: list | None = None
+    eval_features: list | None = None
+    dense_logits: object = None
+    reference: dict | None = None
+    device: object = None
+    stage: Path | None = None
+    training: list | None = None
+
+    def eval_fn(self, model) -> dict:
+        from protege.evaluation.metrics import agreement, task_metrics
+        from protege.evaluation.predict import predict
+
+        logits = predict(model, self.eval_features, pad_token_id=self.pad, device=self.device)
+        return task_metrics(logits, self.eval_ex.labels, self.problem) | agreement(logits, self.dense_logits, self.problem)
+
+    @property
+    def pad(self) -> int:
+        return self.tokenizer.pad_token_id or 0
+
+    def settings(self, **changes):
+        """The training loop's settings (the shared sections of the run's config)."""
+        from protege.engine import Optimization
+
+        shared = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(Optimization)}
+        return dataclasses.replace(Optimization(**shared), **changes)
+
+    def train(self, model, work_dir: Path, *, layer_map: list[int] | None = None, callbacks=(), **changes):
+        """Train ``model`` (masks and all) with protege's trainer; the dense model is the teacher for ``distill``."""
+        from protege.engine import train
+
+        settings = self.settings(**changes)
+        eval_fn = self.eval_fn if self.eval_ex is not None else None
+        result = train(model, self.features, settings=settings, loss_fn=self._loss_fn(model, layer_map),
+                       work_dir=work_dir, pad_token_id=self.pad, eval_fn=eval_fn, primary=self.primary, device=self.device,
+                       callbacks=callbacks)
+        self.training.append({"steps": result.steps, "seconds": result.seconds, "examples_per_s": result.examples_per_s,
+                              "best_step": result.best_step, "final_loss": result.final_loss, "history": result.history})
+        return result
+
+    def _loss_fn(self, model, layer_map):
+        from protege.models import num_layers
+        from protege.objectives.task import Objective, distillation_losses
+
+        if self.cfg.recovery == "finetune":
+            return lambda m, batch: {"loss": m(**batch).loss}
+        layer_map = layer_map if layer_map is not None else list(range(num_layers(model.config)))
+        c = self.cfg
+        objective = Objective(alpha_kd=c.alpha_kd, alpha_ce=c.alpha_ce, alpha_hidden=c.alpha_hidden,
+                              temperature=c.temperature, layer_map=tuple(layer_map), problem_type=self.problem)
+        teacher = self.dense.to(self.device)  # no_grad below; its copies (IMP controls) must stay trainable
+        hidden = objective.needs_hidden_states
+
+        def loss_fn(student, batch):
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            with torch.no_grad():
+                t_out = teacher(**inputs, output_hidden_states=hidden)
+            return distillation_losses(student(**inputs, output_hidden_states=hidden), t_out, batch, objective)
+
+        return loss_fn
+
+
+def prune(model: str | None = None, *, config: PruneConfig | None = None, method_config=None, **options) -> dict:
+    """Prune the classifier ``model`` (a folder or hub id) into ``out``; returns the metrics written to ``out/metrics.json``.
+
+    Keyword arguments are the fields of :class:`~protege.pruning.config.PruneConfig` (``method``,
+    ``out``, ``train``, ``eval``, ``recover``, training settings) and of the method's config
+    (:data:`~protege.pruning.config.METHODS`), i.e. the flags of ``protege prune``. Or pass
+    ``config`` and ``method_config`` objects. The report compares the pruned model with the
+    dense one: quality, agreement, parameters, CPU latency, plus ``metrics["pruning"]``.
+    """
+    from protege.engine import plan_stage
+    from protege.models.loading import quiet_transformers
+    from protege.utils.device import resolve_device
+
+    if config is not None or method_config is not None:
+        if options or model is not None or config is None or method_config is None:
+            raise TypeError("pass either config and method_config objects, or a model and keyword arguments")
+        cfg, mcfg = config, method_config
+        if not isinstance(mcfg, METHODS[cfg.method]):
+            raise ProtegeError(f"--method {cfg.method} takes a {METHODS[cfg.method].__name__}, got {type(mcfg).__name__}")
+    else:
+        cfg, mcfg = split_options({**options, **({"model": model} if model is not None else {})})
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # masks, rounds and the output have no main-process guards
+        raise ProtegeError("prune runs in one process; start it without torchrun/accelerate launch")
+    quiet_transformers()
+    stage = plan_stage(cfg, inputs=[cfg.model, cfg.train, cfg.eval, getattr(mcfg, "masks", None)])
+    with stage.guard():
+        run = _prepare(cfg, mcfg)
+        run.device = resolve_device(cfg.device)
+        run.stage = stage.begin()
+        run.training = []
+        pruned, extra = _METHODS[cfg.method](run)
+        return _finish(run, stage, pruned, extra)
+
+
+# --- before anything is written ------------------------------------------------------------------
+
+def _load_dense(name: str):
+    from protege.models.loading import load_classifier, load_config
+    from protege.pruning.structured import FFN_SIZES_KEY, PRUNED_HEADS_KEY, load_pruned
+
+    config = load_config(name)
+    if getattr(config, PRUNED_HEADS_KEY, None) or getattr(config, FFN_SIZES_KEY, None):
+        return load_pruned(name)
+    return load_classifier(name, role="model")
+
+
+def _prepare(cfg: PruneConfig, mcfg) -> _Run:
+    from protege.data import load_examples
+    from protege.data.batching import encode
+    from protege.objectives.pairing import map_to_teacher_labels
+    from protege.evaluation.metrics import primary_metric
+    from protege.models import load_tokenizer, problem_type_of
+    from protege.pruning.magnitude import load_masks, prunable_weights
+    from protege.pruning.schedule import GradualSchedule, planned_steps
+    from protege.pruning.structured import check_structured
+
+    dense = _load_dense(cfg.model)
+    tokenizer = load_tokenizer(cfg.model)
+    problem = problem_type_of(dense.config)
+    run = _Run(cfg, mcfg, dense, tokenizer, problem, primary_metric(problem))
+    try:
+        prunable_weights(dense)
+    except ProtegeError:
+        raise ProtegeError(f"cannot find the transformer blocks of {cfg.model} ({type(dense).__name__}); protege prune "
+                           "supports encoders whose blocks sit in one ModuleList (BERT, RoBERTa, DistilBERT, ELECTRA, MPNet)") from None
+    if isinstance(mcfg, StructuredConfig):
+        check_structured(dense, mcfg)
+    if isinstance(mcfg, MasksConfig):
+        from protege.pruning.magnitude import apply_masks_
+
+        apply_masks_(copy.deepcopy(dense), load_masks(mcfg.masks))  # shapes and names must fit
+    common = dict(text_column=cfg.text_column, text_pair_column=cfg.text_pair_column, label_column=cfg.label_column)
+    if cfg.train:
+        labels = cfg.recovery == "finetune" or (cfg.recovery == "distill" and cfg.alpha_ce > 0)
+        run.train_ex = map_to_teacher_labels(load_examples(cfg.train, split=cfg.split or "train", require_labels=labels,
+                                                           max_examples=cfg.max_train_examples, **common), dense.config)
+        run.features = encode(run.train_ex, tokenizer, max_length=cfg.max_length)
+    if cfg.eval:
+        run.eval_ex = map_to_teacher_labels(load_examples(cfg.eval, split=cfg.split or "validation", require_labels=True,
+                                                          max_examples=cfg.max_eval_examples, **common), dense.config)
+        run.eval_features = encode(run.eval_ex, tokenizer, max_length=cfg.max_length)
+    if isinstance(mcfg, StructuredConfig) and mcfg.importance == "gradient" and (mcfg.keep_heads or mcfg.keep_ffn) \
+            and run.train_ex is None and run.eval_ex is None:
+        raise ProtegeError("gradient importance needs data: pass --train (or --eval), or use --importance magnitude")
+    steps = planned_steps(run.settings(), len(run.features)) if run.features else 0
+    if cfg.method == "imp" and mcfg.rewind_step >= max(steps, 1):
+        raise ProtegeError(f"--rewind-step {mcfg.rewind_step} is not before the end of training ({steps} steps); "
+                           f"choose a step below {steps} or 0 to rewind to the input model")
+    if cfg.method == "gradual":
+        GradualSchedule(mcfg, steps)  # the window must hold at least one step
+    if run.eval_ex is not None:
+        from protege.evaluation.predict import predict
+
+        run.dense_logits = predict(dense, run.eval_features, pad_token_id=run.pad)
+        from protege.evaluation.metrics import task_metrics
+
+        run.reference = task_metrics(run.dense_logits, run.eval_ex.labels, problem)
+    return run
+
+
+def _importance_batches(run: _Run) -> list[dict]:
+    from protege.data.batching import collate
+
+    features = (run.features if run.features else run.eval_features)[: run.method_cfg.importance_examples]
+    size = run.cfg.batch_size
+    return [collate(features[i:i + size], run.pad) for i in range(0, len(features), size)]
+
+
+# --- the methods: each returns (pruned model, extra fields for metrics["pruning"]) -------------
+
+def _magnitude(run: _Run):
+    from protege.pruning.magnitude import magnitude_prune_
+
+    model = magnitude_prune_(copy.deepcopy(run.dense), run.method_cfg)
+    _log(f"pruned {100 * run.method_cfg.sparsity:.1f}% of the candidate weights by magnitude ({run.method_cfg.scope} scope)")
+    if run.cfg.needs_training:
+        run.train(model, run.stage)
+    return model, {}
+
+
+def _masks(run: _Run):
+    from protege.pruning.magnitude import apply_masks_
+
+    model = apply_masks_(copy.deepcopy(run.dense), run.method_cfg.masks)
+    if run.cfg.needs_training:
+        run.train(model, run.stage)
+    return model, {"masks_from": str(run.method_cfg.masks)}
+
+
+def _structured(run: _Run):
+    from protege.models.students import parse_layer_spec
+    from protege.pruning.structured import layout, structured_prune_
+
+    mcfg = run.method_cfg
+    model = copy.deepcopy(run.dense)
+    before = layout(model)
+    batches = _importance_batches(run) if mcfg.importance == "gradient" and (mcfg.keep_heads or mcfg.keep_ffn) else None
+    after = structured_prune_(model, mcfg, batches)
+    _log(f"structure: {before} -> {after}")
+    kept = parse_layer_spec(mcfg.keep_layers, before["layers"]) if mcfg.keep_layers else None
+    if run.cfg.needs_training:
+        run.train(model, run.stage, layer_map=kept)
+    return model, {"structure": {"before": before, "after": after, "kept_layers": kept, "importance": mcfg.importance}}
+
+
+def _imp(run: _Run):
+    from protege.pruning.lottery import find_ticket, reinitialized, rewind_, snapshot
+    from protege.pruning.magnitude import apply_masks_, random_prune_
+    from protege.engine import Callback
+
+    mcfg, rounds_dir = run.method_cfg, run.stage / "rounds"
+    model, theta = copy.deepcopy(run.dense), None
+    if mcfg.rewind_step:
+        saved = {}
+        _log(f"round 0: training the dense model, keeping its weights at step {mcfg.rewind_step} to rewind to")
+        keep = Callback(on_step=lambda n, _net: saved.setdefault("w", snapshot(model)) if n == mcfg.rewind_step else None)
+        run.train(model, rounds_dir / "round-0", callbacks=[keep])
+        _clean(rounds_dir / "round-0")
+        theta = saved["w"]
+    reference = run.reference[run.primary]
+
+    def train_round(m, r):
+        _log(f"round {r}: sparsity {100 * mcfg.sparsity_at(r):.1f}%, training")
+        run.train(m, rounds_dir / f"round-{r}")
+        _clean(rounds_dir / f"round-{r}")
+
+    ticket = find_ticket(model, mcfg, train=train_round, evaluate=lambda m: run.eval_fn(m)[run.primary],
+                         reference=reference, rewind_to=theta)
+    lottery = {"reference": reference, "tolerance": mcfg.tolerance, "rewind_step": mcfg.rewind_step, "rounds": ticket.rounds,
+               "ticket": {"round": ticket.round, "sparsity": ticket.sparsity, "metric": ticket.metric, "matching": ticket.matching}}
+    if mcfg.controls:
+        start = theta or snapshot(run.dense)
+        zeros = {k: int((~m).sum()) for k, m in ticket.masks.items()}
+        controls = {"random_mask": random_prune_(rewind_(copy.deepcopy(run.dense), start), zeros, seed=run.cfg.seed),
+                    "reinit": apply_masks_(rewind_(copy.deepcopy(run.dense), reinitialized(run.dense, seed=run.cfg.seed)),
+                                           ticket.masks)}
+        lottery["controls"] = {}
+        for name, control in controls.items():
+            _log(f"control: {name} at sparsity {100 * ticket.sparsity:.1f}%")
+            run.train(control, rounds_dir / name)
+            _clean(rounds_dir / name)
+            lottery["controls"][name] = {"metric": run.eval_fn(control)[run.primary]}
+    return model, {"lottery": lottery}
+
+
+def _gradual(run: _Run):
+    from protege.pruning.magnitude import magnitude_prune_
+    from protege.pruning.schedule import GradualSchedule, planned_steps, pruning_callback
+
+    mcfg = run.method_cfg
+    model = copy.deepcopy(run.dense)
+    schedule = GradualSchedule(mcfg, planned_steps(run.settings(), len(run.features)))
+    schedule.step_(model, 0)
+    _log(f"gradual pruning to {100 * mcfg.sparsity:.1f}% between steps {schedule.start} and {schedule.end}")
+    # the best checkpoint would be an earlier, denser one: keep the final weights
+    run.train(model, run.stage, keep_best=False, callbacks=[pruning_callback(schedule, model)])
+    magnitude_prune_(model, mcfg.at(mcfg.sparsity))  # exact final sparsity, whatever the step count
+    return model, {"schedule": {"initial_sparsity": mcfg.initial_sparsity, "final_sparsity": mcfg.sparsity,
+                                "start": schedule.start, "end": schedule.end, "every": schedule.every,
+                                "events": schedule.events()}}
+
+
+_METHODS = {"magnitude": _magnitude, "masks": _masks, "structured": _structured, "imp": _imp, "gradual": _gradual}
+
+
+def _clean(work_dir: Path) -> None:
+    # a round's checkpoints are scratch; its train_log.jsonl stays
+    shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
+    (work_dir / "best.pt").unlink(missing_ok=True)
+
+
+# --- after ------------------------------------------------------------------------------------
+
+def _finish(run: _Run, stage, model, extra: dict) -> dict:
+    from protege.engine import finish_run
+    from protege.evaluation import compare_models, model_card
+    from protege.pruning.magnitude import MASKS_FILE, get_masks, make_permanent_, save_masks, sparsity_report
+    from protege.pruning.report import pruning_card, pruning_section
+    from protege.pruning.structured import PRUNED_HEADS_KEY
+
+    cfg = run.cfg
+    masks = get_masks(model)
+    sparsity = sparsity_report(model) if masks else None
+    make_permanent_(model)
+    model.eval()
+    dense_folder = cfg.model if Path(cfg.model).is_dir() else None
+    heads = getattr(model.config, PRUNED_HEADS_KEY, None)
+    loads_with = ("protege.pruning.load_pruned (attention heads were removed; stock from_pretrained cannot build this layout)"
+                  if heads else "transformers AutoModelForSequenceClassification.from_pretrained")
+
+    def measure():
+        with torch.inference_mode():
+            metrics = compare_models((cfg.out, model, run.tokenizer, stage.path), (cfg.model, run.dense, run.tokenizer, dense_folder),
+                                     examples=run.eval_ex, problem_type=run.problem, max_length=cfg.max_length,
+                                     speed=cfg.speed, speed_seconds=cfg.speed_seconds, device=run.device,
+                                     teacher_logits=run.dense_logits)
+        metrics["pruning"] = pruning_section(cfg.method, model, run.dense, metrics, sparsity=sparsity,
+                                             loads_with=loads_with, masks_file=MASKS_FILE if masks else None, **extra)
+        return metrics
+
+    sections = {}
+    if run.training:
+        sections["training"] = {"steps": sum(t["steps"] for t in run.training),
+                                "seconds": round(sum(t["seconds"] for t in run.training), 1),
+                                "runs": len(run.training), "best_step": run.training[-1]["best_step"],
+                                "final_loss": run.training[-1]["final_loss"]}
+        sections["history"] = run.training[-1]["history"]
+    config = dataclasses.asdict(cfg) | dataclasses.asdict(run.method_cfg)
+    return finish_run(stage, cfg.out, method="prune", model=model, tokenizer=run.tokenizer, measure=measure, config=config,
+                      extra=sections, card=lambda m: pruning_card(model_card(m), m),
+                      # after measuring: the masks are not part of the model's size
+                      after_measure=(lambda folder: save_masks(masks, folder / MASKS_FILE)) if masks else None)
