@@ -1,5 +1,6 @@
 """Builders for tests: a tiny WordPiece tokenizer, tiny BERT configs, synthetic sentiment data."""
 
+import json
 import random
 
 WORDS = (
@@ -61,3 +62,38 @@ def make_sentences(n, seed=0, pair=False):
     return rows
 
 
+def build_decoder_tokenizer(directory, *, bos: bool = False):
+    """A GPT-2-style tokenizer over the test words: EOS (and with ``bos`` a BOS added to every text), no CLS/SEP."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = ["<unk>", "<s>", "</s>"] + WORDS + list("abcdefghijklmnopqrstuvwxyz.,!?'") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab))}
+    tk = Tokenizer(models.WordPiece(vocab, unk_token="<unk>"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.decoder = decoders.WordPiece()
+    if bos:
+        tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                                  model_input_names=["input_ids", "attention_mask"])
+    directory.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(directory)
+    return tok
+
+
+def write_sentence_transformer(folder, model, tokenizer, *, pooling="mean", normalize=True):
+    """Save ``model`` + ``tokenizer`` as a classic sentence-transformers folder (written by hand, not by protege)."""
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": model.config.hidden_size, "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": pooling == "max"}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    return folder

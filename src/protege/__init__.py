@@ -25,6 +25,10 @@ _lazy, _dir, _names = lazy_exports(__name__, {
     "prune": "protege.recipes.prune",
     "prune_": "protege.pruning.apply",
     "report": "protege.reporting.api",
+    "export": "protege.recipes.export",
+    "ExportConfig": "protege.recipes.export",
+    "compress": "protege.recipes.compress",
+    "CompressConfig": "protege.recipes.compress",
     "extract": "protege.recipes.extract",
     "serve": "protege.extraction.server",
     "Victim": "protege.extraction.victim",
@@ -42,7 +46,7 @@ _lazy, _dir, _names = lazy_exports(__name__, {
     "ProtegeError": "protege.errors",
 })
 _SUBPACKAGES = ("utils", "data", "models", "losses", "objectives", "evaluation", "engine", "recipes", "pruning",
-                "extraction", "reporting", "cli")
+                "extraction", "reporting", "deploy", "cli")
 __all__ = _names + list(_SUBPACKAGES)
 
 

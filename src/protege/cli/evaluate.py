@@ -31,4 +31,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(format_report(metrics))
     if cfg.out:
         print(f"metrics written to {cfg.out}")
+    gates = (metrics.get("fidelity") or {}).get("gates")
+    if gates:  # a failing budget exits 1 so CI can block the release
+        import sys
+
+        from protege.evaluation.gates import format_gates
+
+        for line in format_gates(gates):
+            print(line, file=sys.stderr if " failed:" in line else sys.stdout)
+        if not gates["passed"]:
+            return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from protege.cli.options import add_config_arguments, config_from_args
@@ -36,10 +37,13 @@ def add_extract(parser: argparse.ArgumentParser) -> None:
 
 def run_extract(args: argparse.Namespace) -> int:
     """Query the victim, train the student, print the report."""
-    from protege.evaluation.report import format_report
-    from protege.recipes.extract import ExtractConfig, extract
+    from protege.recipes.extract import ExtractConfig
 
-    metrics = extract(config_from_args(ExtractConfig, args, verb="extract"))
+    cfg = config_from_args(ExtractConfig, args, verb="extract")  # bad flags fail before torch is imported
+    from protege.evaluation.report import format_report
+    from protege.recipes.extract import extract
+
+    metrics = extract(cfg)
     x = metrics["extraction"]
     print(format_report(metrics))
     print(f"queries: {x['budget']} {x['queries']} ({x['sent']} sent now, {x['from_log']} from {x['query_log']}); "
@@ -49,70 +53,65 @@ def run_extract(args: argparse.Namespace) -> int:
 
 
 def add_verify_watermark(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``protege verify-watermark`` (the arguments of :func:`protege.extraction.verify_watermark`)."""
-    from protege.extraction.defenses.watermark import DEFAULT_FRACTION
+    """Flags of ``protege verify-watermark`` (the fields of VerifyWatermarkConfig)."""
+    from protege.extraction.config import VerifyWatermarkConfig
 
-    parser.add_argument("suspect", help="the model suspected of being extracted: classifier folder or hub id")
-    parser.add_argument("--log", required=True, help="query log of served answers (serve --answer-log, or a client's log)")
-    parser.add_argument("--key", help="the server's --watermark-key (default: $PROTEGE_WATERMARK_KEY)")
-    parser.add_argument("--fraction", type=float, default=DEFAULT_FRACTION,
-                        help=f"the server's --watermark-fraction (default {DEFAULT_FRACTION})")
-    parser.add_argument("--alpha", type=float, default=1e-3, help="significance level of the verdict (default 0.001)")
-    parser.add_argument("--max-controls", type=int, default=5000, metavar="N",
-                        help="unwatermarked queries used as the control (default 5000)")
-    parser.add_argument("--max-length", type=int, default=128, metavar="N")
-    parser.add_argument("--batch-size", type=int, default=64, metavar="N")
-    parser.add_argument("--out", metavar="FILE.json", help="also write the result to this JSON file")
+    add_config_arguments(parser, VerifyWatermarkConfig, recipes=False)
 
 
 def run_verify_watermark(args: argparse.Namespace) -> int:
     """Test the suspect and print the verdict."""
     from protege.errors import ProtegeError
-    from protege.utils.io import write_json_atomic
-    from protege.extraction.defenses.watermark import verify_watermark
-    from protege.models.loading import quiet_transformers
+    from protege.extraction.config import VerifyWatermarkConfig
+    from protege.recipes.evaluate import check_output_file
 
-    key = args.key or os.environ.get("PROTEGE_WATERMARK_KEY")
+    cfg = config_from_args(VerifyWatermarkConfig, args, verb="verify-watermark")
+    key = cfg.key or os.environ.get("PROTEGE_WATERMARK_KEY")
     if not key:
         raise ProtegeError("verify-watermark needs the server's key: pass --key or set PROTEGE_WATERMARK_KEY")
-    for name in ("max_controls", "max_length", "batch_size"):
-        if getattr(args, name) < 1:
-            raise ProtegeError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if cfg.out:
+        check_output_file(cfg.out)
+    from protege.extraction.defenses.watermark import verify_watermark
+    from protege.models.loading import quiet_transformers
+    from protege.utils.io import write_json_atomic
+
     quiet_transformers()
-    r = verify_watermark(args.suspect, args.log, key=key, fraction=args.fraction, alpha=args.alpha,
-                         max_controls=args.max_controls, max_length=args.max_length, batch_size=args.batch_size)
+    r = verify_watermark(cfg.suspect, cfg.log, key=key, fraction=cfg.fraction, alpha=cfg.alpha,
+                         max_controls=cfg.max_controls, max_length=cfg.max_length, batch_size=cfg.batch_size)
     print(f"suspect: {r['suspect']}")
+    rate = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731 - no controls, no rate
     print(f"watermarked queries: {r['watermarked']} of {r['logged']}; the suspect gives the watermark answer on "
-          f"{r['matches']} ({r['match_rate']:.1%}) vs {r['control_matches']} of {r['control']} controls ({r['control_rate']:.1%})")
+          f"{r['matches']} ({rate(r['match_rate'])}) vs {r['control_matches']} of {r['control']} controls ({rate(r['control_rate'])})")
     print(f"p-value {r['p_value']:.3g} (one-sided Fisher exact); verdict at alpha {r['alpha']:g}: "
           + ("WATERMARKED: the suspect memorised the watermark" if r["verdict"] else "no evidence of the watermark"))
-    if args.out:
-        write_json_atomic(args.out, r)
+    if cfg.out:
+        write_json_atomic(cfg.out, r)
     return 0
 
 
 def add_detect(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``protege detect`` (the arguments of :func:`protege.extraction.defenses.detector.detect`)."""
-    parser.add_argument("victim", help="the served classifier (folder): its hidden states are the detector's features")
-    parser.add_argument("--genuine", required=True, help="real inputs of the victim's task (table or one text per line)")
-    parser.add_argument("--ood", action="append", metavar="FILE", help="genuine out-of-distribution users (repeatable)")
-    parser.add_argument("--queries", default="random,wiki", help="generated query kinds to detect (default random,wiki)")
-    parser.add_argument("--query-corpus", help="corpus for the generated queries (one sentence per line)")
-    parser.add_argument("--n", type=int, default=2000, help="texts per set (default 2000)")
-    parser.add_argument("--target-fpr", type=float, default=0.05, help="false-positive rate on genuine inputs the threshold is set for")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-length", type=int, default=128, metavar="N")
-    parser.add_argument("--out", metavar="FILE.json", help="write the detector and its report here")
+    """Flags of ``protege detect`` (the fields of DetectConfig, the arguments of :func:`protege.extraction.defenses.detector.detect`)."""
+    from protege.extraction.config import DetectConfig
+
+    add_config_arguments(parser, DetectConfig, recipes=False)
 
 
 def run_detect(args: argparse.Namespace) -> int:
     """Train and measure the detector, print the rates."""
+    from protege.extraction.config import DetectConfig
+    from protege.recipes.evaluate import check_output_file
+
+    cfg = config_from_args(DetectConfig, args, verb="detect")
+    if cfg.out:
+        check_output_file(cfg.out)
     from protege.extraction.defenses.detector import detect
     from protege.models.loading import quiet_transformers
 
     quiet_transformers()
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("verb", "victim")}
-    r = detect(args.victim, **kwargs)
+    options = dataclasses.asdict(cfg)
+    victim = options.pop("victim")
+    options["ood"] = list(options["ood"]) if options["ood"] else None
+    r = detect(victim, **options)
     print(f"query detector for {r['victim']}: {r['features']}; threshold set for {r['target_fpr']:.0%} false positives")
     rows = [(f"{k} queries", "detected", v) for k, v in r["detection_rate"].items()]
     rows += [(f"{k} users" if k != "genuine" else "genuine users (held out)", "false positives", v)
@@ -120,6 +119,6 @@ def run_detect(args: argparse.Namespace) -> int:
     width = max(len(name) for name, _, _ in rows)
     for name, what, value in rows:
         print(f"  {name.ljust(width)}  {what:<15} {value:6.1%}")
-    if args.out:
-        print(f"detector written to {args.out}")
+    if cfg.out:
+        print(f"detector written to {cfg.out}")
     return 0

@@ -20,6 +20,8 @@ VERBS = {
     "cache-teacher": ("protege.cli.train_verbs", "add_cache", "run_cache", "run the teacher once over a dataset and cache its outputs for distill"),
     "evaluate": ("protege.cli.evaluate", "add_evaluate", "run_evaluate", "quality, agreement, size and speed of a model, vs its teacher"),
     "prune": ("protege.cli.prune", "add_prune", "run_prune", "prune a classifier: magnitude, lottery tickets (imp), gradual, structured (heads, FFN, layers)"),
+    "export": ("protege.cli.export", "add_export", "run_export", "export a classifier to ONNX / int8 variants, each verified against it and timed"),
+    "compress": ("protege.cli.export", "add_compress", "run_compress", "teacher to shipped model: distil, prune, export, quantize, verify; pick by a budget"),
     "report": ("protege.cli.report", "add_report", "run_report", "compare runs against their teachers: table, plots, an HTML page"),
     "serve": ("protege.cli.extract", "add_serve", "run_serve", "serve a classifier over HTTP: API keys, budgets, rate limits, output hardening, watermark"),
     "extract": ("protege.cli.extract", "add_extract", "run_extract", "steal a classifier through its prediction API: query it, train a student on the answers"),
@@ -43,7 +45,7 @@ def _parser(verb: str | None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
-    from protege.errors import ProtegeError
+    from protege.errors import NothingToDo, ProtegeError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
@@ -67,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     except ProtegeError as err:
         print(f"protege: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("protege: interrupted; run the same command with --resume to continue", file=sys.stderr)
+    except NothingToDo as done:
+        print(f"protege: {done}", file=sys.stderr)
+        return 0
+    except KeyboardInterrupt:  # a run's staging guard has already said what can be resumed
+        print("protege: interrupted", file=sys.stderr)
         return 130
 
 

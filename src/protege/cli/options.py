@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from protege.utils.config import TRAINER_NAMES, build_config, field_kind, flag, load_recipe
+from protege.utils.config import TRAINER_NAMES, build_config, coerce, field_kind, flag, load_recipe
 
-__all__ = ["add_config_arguments", "config_from_args", "config_values"]
+__all__ = ["add_config_arguments", "config_from_args", "config_values", "options_from_args"]
 
 _GROUP_TITLES = {"general": "general-purpose models (sentence-transformers folders, causal and masked LMs)"}
 
@@ -42,13 +42,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, *, recipes: bool 
         added.add(f.name)
         kind = field_kind(f)
         default = "" if f.default is None or meta.get("required") else f" (default: {f.default})"
-        help_text = (meta["help"] + default).replace("%", "%")
+        help_text = (meta["help"] + default).replace("%", "%%")
         target = group or parser
         if meta.get("group"):
             name = meta["group"]
             target = groups.setdefault(name, parser.add_argument_group(_GROUP_TITLES.get(name, name)))
         if meta.get("positional"):
-            target.add_argument(f.name, nargs="?", default=argparse.SUPPRESS, help=help_text)
+            target.add_argument(f.name, nargs="+" if meta.get("many") else "?", default=argparse.SUPPRESS,
+                                metavar=meta.get("metavar"), help=help_text)
+        elif meta.get("many"):
+            target.add_argument(flag(f.name), action="append", default=argparse.SUPPRESS, metavar=meta.get("metavar") or "FILE",
+                                help=help_text + " (repeatable)")
         elif kind == "bool":
             target.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
@@ -66,6 +70,24 @@ def config_from_args(cls, args: argparse.Namespace, *, verb: str | None = None):
     """Build ``cls`` from a recipe (if ``--config``) with the given flags on top."""
     recipe = load_recipe(args.config) if getattr(args, "config", None) else {}
     flags = config_values(args)
-    if recipe:
-        build_config(cls, {**recipe, **flags}, source=f"recipe {args.config}", verb=verb)
+    if recipe:  # every recipe value is checked, even one a flag overrides
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = {k: v for k, v in recipe.items() if k not in fields}
+        if unknown:  # raises the one-line "unknown option" error (with a did-you-mean)
+            build_config(cls, unknown, source=f"recipe {args.config}", verb=verb)
+        for key, value in recipe.items():
+            coerce(key, value, fields[key], f"recipe {args.config}")
     return build_config(cls, {**recipe, **flags}, source="arguments", verb=verb)
+
+
+def options_from_args(args: argparse.Namespace, classes=()) -> dict:
+    """The recipe's options (if ``--config``) with the given flags on top, as one flat dict.
+
+    Every recipe value whose field one of ``classes`` declares is type-checked, even one a flag overrides.
+    """
+    recipe = load_recipe(args.config) if getattr(args, "config", None) else {}
+    fields = {f.name: f for cls in reversed(list(classes)) for f in dataclasses.fields(cls)}
+    for key, value in recipe.items():
+        if key in fields:
+            coerce(key, value, fields[key], f"recipe {args.config}")
+    return {**recipe, **config_values(args)}

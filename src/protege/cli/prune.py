@@ -21,14 +21,16 @@ def add_prune(parser: argparse.ArgumentParser) -> None:
 
 def run_prune(args: argparse.Namespace) -> int:
     """Prune, then print the report and its pruning section."""
+    from protege.recipes.prune import split_options
     from protege.utils.config import load_recipe
-    from protege.evaluation.report import format_report
-    from protege.recipes.prune import prune
-    from protege.pruning.report import format_pruning
 
     recipe = load_recipe(args.config) if getattr(args, "config", None) else {}
-    flags = config_values(args)
-    metrics = prune(**{**recipe, **flags})
+    cfg, method_cfg = split_options({**recipe, **config_values(args)})  # bad flags fail before torch is imported
+    from protege.evaluation.report import format_report
+    from protege.pruning.report import format_pruning
+    from protege.recipes.prune import prune
+
+    metrics = prune(config=cfg, method_config=method_cfg)
     print(format_report(metrics))
     print(format_pruning(metrics))
     print(f"saved to {metrics['model']}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from protege.cli.options import add_config_arguments, config_from_args
-from protege.recipes.distill.config import CacheConfig, DistillConfig
+from protege.cli.options import add_config_arguments, config_from_args, options_from_args
+from protege.recipes.distill.config import CacheConfig, DistillConfig, build_distill_config
 from protege.recipes.finetune import FinetuneConfig
 
 __all__ = ["add_finetune", "run_finetune", "add_distill", "run_distill", "add_cache", "run_cache"]
@@ -18,10 +18,11 @@ def add_finetune(parser: argparse.ArgumentParser) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     """Fine-tune, then print the report."""
-    from protege.recipes.distill.api import finetune
+    cfg = config_from_args(FinetuneConfig, args, verb="finetune")  # bad flags fail before torch is imported
     from protege.evaluation.report import format_report
+    from protege.recipes.finetune import finetune
 
-    metrics = finetune(config_from_args(FinetuneConfig, args))
+    metrics = finetune(cfg)
     if not metrics:  # not the main process of a multi-process run: that one reports
         return 0
     print(format_report(metrics))
@@ -30,16 +31,26 @@ def run_finetune(args: argparse.Namespace) -> int:
 
 
 def add_distill(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``protege distill`` (the fields of DistillConfig)."""
-    add_config_arguments(parser, DistillConfig)
+    """Flags of ``protege distill``: the fields of DistillConfig, then each objective's options."""
+    from protege.objectives.registry import OBJECTIVES, objective_config_class
+
+    added = add_config_arguments(parser, DistillConfig)
+    for name in OBJECTIVES:
+        cls = objective_config_class(name)
+        group = parser.add_argument_group(f"--objective {name}", (cls.__doc__ or "").strip().splitlines()[0])
+        added |= add_config_arguments(parser, cls, recipes=False, group=group, skip=added)
 
 
 def run_distill(args: argparse.Namespace) -> int:
     """Distil, then print the student-vs-teacher report."""
-    from protege.recipes.distill.api import distill
-    from protege.evaluation.report import format_report
+    from protege.objectives.registry import OBJECTIVES, objective_config_class
 
-    metrics = distill(config_from_args(DistillConfig, args))
+    classes = [DistillConfig] + [objective_config_class(name) for name in OBJECTIVES]
+    cfg = build_distill_config(options_from_args(args, classes))  # bad flags fail before torch is imported
+    from protege.evaluation.report import format_report
+    from protege.recipes.distill.api import distill
+
+    metrics = distill(cfg)
     if not metrics:  # not the main process of a multi-process run: that one reports
         return 0
     print(format_report(metrics))
@@ -54,8 +65,9 @@ def add_cache(parser: argparse.ArgumentParser) -> None:
 
 def run_cache(args: argparse.Namespace) -> int:
     """Build (or find) the teacher-output cache and say where it is."""
+    cfg = config_from_args(CacheConfig, args, verb="cache-teacher")
     from protege.recipes.distill.api import cache_teacher
 
-    info = cache_teacher(config_from_args(CacheConfig, args))
+    info = cache_teacher(cfg)
     print(f"teacher cache: {info['folder']} ({info['n']} examples, {info['bytes'] / 1e6:.1f} MB)")
     return 0

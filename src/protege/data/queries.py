@@ -26,10 +26,9 @@ import numpy as np
 
 from protege.errors import ProtegeError
 
-__all__ = ["Unigram", "QUERY_KINDS", "read_corpus", "words", "random_queries", "wiki_queries", "pair_queries",
+__all__ = ["Unigram", "QUERY_STRATEGIES", "read_corpus", "words", "random_queries", "wiki_queries", "pair_queries",
            "make_queries", "DEFAULT_LENGTH_MEDIAN"]
 
-QUERY_KINDS = ("random", "wiki")
 DEFAULT_LENGTH_MEDIAN = 20
 _DEFAULT_LENGTH_SPREAD = 0.47  # log-space sd: a 1.6x geometric spread, like English sentence lengths
 _MAX_WORDS = 64
@@ -163,6 +162,24 @@ def pair_queries(texts: list[str], *, unigram: Unigram, replace: int = 3, seed: 
     return out
 
 
+def _random_strategy(n: int, *, seed: int, lines: list[str] | None, tokenizer) -> tuple[list[str], Unigram]:
+    if lines is None and tokenizer is None:
+        raise ProtegeError("RANDOM queries need words: pass --query-corpus FILE or a student with a tokenizer")
+    unigram = Unigram.from_texts(lines) if lines else Unigram.from_tokenizer(tokenizer)
+    return random_queries(n, unigram=unigram, seed=seed, corpus=lines), unigram
+
+
+def _wiki_strategy(n: int, *, seed: int, lines: list[str] | None, tokenizer) -> tuple[list[str], Unigram]:
+    if lines is None:
+        raise ProtegeError("--queries wiki needs --query-corpus FILE (one sentence per line, e.g. wiki/sentences.txt)")
+    return wiki_queries(n, corpus=lines, seed=seed), Unigram.from_texts(lines)
+
+
+# --queries NAME -> strategy(n, seed=, lines=corpus lines or None, tokenizer=) -> (texts, unigram for pairs);
+# add a strategy here and the contract test (tests/test_contracts.py) covers it
+QUERY_STRATEGIES = {"random": _random_strategy, "wiki": _wiki_strategy}
+
+
 def make_queries(spec: str, n: int, *, seed: int = 0, corpus: str | None = None, tokenizer=None, pairs: bool = False,
                  replace: int = 3) -> tuple[list[str], list[str] | None]:
     """``n`` queries for ``spec`` (``random``, ``wiki`` or a file), as ``(texts, second texts or None)``.
@@ -176,17 +193,9 @@ def make_queries(spec: str, n: int, *, seed: int = 0, corpus: str | None = None,
     kind = spec.strip().lower()
     lines = read_corpus(corpus) if corpus else None
     file_pairs = None
-    if kind == "random":
-        if lines is None and tokenizer is None:
-            raise ProtegeError("RANDOM queries need words: pass --query-corpus FILE or a student with a tokenizer")
-        unigram = Unigram.from_texts(lines) if lines else Unigram.from_tokenizer(tokenizer)
-        texts = random_queries(n, unigram=unigram, seed=seed, corpus=lines)
-    elif kind == "wiki":
-        if lines is None:
-            raise ProtegeError("--queries wiki needs --query-corpus FILE (one sentence per line, e.g. wiki/sentences.txt)")
-        unigram = Unigram.from_texts(lines)
-        texts = wiki_queries(n, corpus=lines, seed=seed)
-    else:
+    if kind in QUERY_STRATEGIES:
+        texts, unigram = QUERY_STRATEGIES[kind](n, seed=seed, lines=lines, tokenizer=tokenizer)
+    else:  # anything else names a file of the attacker's own queries
         texts, file_pairs = _file_queries(spec, n)
         unigram = Unigram.from_texts(lines or texts)
     if file_pairs is not None or not pairs:

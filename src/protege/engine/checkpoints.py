@@ -4,10 +4,15 @@ A checkpoint is a folder ``checkpoints/step-N`` written under a temp name and re
 ``latest`` pointer is replaced; so the newest complete checkpoint is always readable. Under FSDP
 every process takes part in gathering the full state and the main process writes it, so the
 layout is the same with or without sharding.
+
+A full disk while writing one ends the run with a one-line :class:`~protege.errors.ProtegeError`
+saying about how much space the checkpoint needs; the half-written temp folder is removed and
+the previous checkpoint stays the ``latest``.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -19,8 +24,47 @@ import torch
 
 from protege.engine.parallel import full_model_state, full_optimizer_state, param_names
 from protege.engine.staging import has_checkpoint
+from protege.errors import ProtegeError
 
-__all__ = ["has_checkpoint", "save_checkpoint", "load_checkpoint", "save_best", "latest_step"]
+__all__ = ["has_checkpoint", "save_checkpoint", "load_checkpoint", "save_best", "latest_step", "disk_full",
+           "tensor_bytes", "no_space_error"]
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def tensor_bytes(obj) -> int:
+    """The bytes of every tensor in a nested state (dicts, lists, tuples): what saving it writes, roughly."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def no_space_error(what: str, needed: int, work_dir: str | Path) -> ProtegeError:
+    """The one-line error for a full disk while ``what``: the space needed, and what is kept to resume from."""
+    step = latest_step(work_dir)
+    kept = (f"the last checkpoint (step {step}) is kept in {work_dir}: free space, then run the same command with --resume"
+            if step is not None else "no checkpoint had been written yet: free space, then run the command again")
+    return ProtegeError(f"no space left on the disk while {what}: it needs about {_size(needed)} free; {kept}")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _save(obj, path: Path) -> None:
+    # through a Python file: a full disk then raises OSError(ENOSPC), not torch's opaque writer error
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def latest_step(work_dir: str | Path) -> int | None:
@@ -39,22 +83,35 @@ def save_checkpoint(work_dir: Path, state: dict, modules: dict, optimizer, sched
     if not main:
         return
     root = work_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step-{state['step']}"
     tmp = root / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    torch.save(module_states, tmp / "modules.pt")
-    torch.save({"optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None}, tmp / "optim.pt")
+    optim = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None}
     rng = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps(state))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _save(module_states, tmp / "modules.pt")
+        _save(optim, tmp / "optim.pt")
+        _save(rng, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state))
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # the previous checkpoint stays the latest
+        if not disk_full(err):
+            raise
+        needed = tensor_bytes(module_states) + tensor_bytes(optim) + tensor_bytes(rng)
+        raise no_space_error(f"writing the checkpoint at step {state['step']}", needed, work_dir) from None
     shutil.rmtree(root / name, ignore_errors=True)
     os.replace(tmp, root / name)
     pointer = root / ".latest.tmp"
-    pointer.write_text(name)
+    try:
+        pointer.write_text(name)
+    except OSError as err:
+        pointer.unlink(missing_ok=True)  # "latest" still names the previous checkpoint, which is whole
+        if not disk_full(err):
+            raise
+        raise no_space_error(f"writing the checkpoint at step {state['step']}", len(name), work_dir) from None
     os.replace(pointer, root / "latest")
     for old in root.glob("step-*"):
         if old.name != name:
@@ -104,5 +161,11 @@ def save_best(work_dir: Path, model, *, sharded: bool = False, main: bool = True
     if not main:
         return
     tmp = work_dir / ".best.pt.tmp"
-    torch.save(state, tmp)
+    try:
+        _save(state, tmp)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if not disk_full(err):
+            raise
+        raise no_space_error("keeping the best weights (best.pt)", tensor_bytes(state), work_dir) from None
     os.replace(tmp, work_dir / "best.pt")

@@ -2,13 +2,18 @@
 
 Every recipe ends through :func:`finish_run`, so every ``metrics.json`` has one documented layout
 (``metrics.schema.json`` beside this file, :data:`SCHEMA_VERSION`), the recorded command never
-holds a secret, and the output folder appears only when all of it is written.
+holds a secret, and the output folder appears only when all of it is written. A full disk while
+saving ends with a one-line error saying about how much space is needed; what the save had
+written is removed and the checkpoints stay, so ``--resume`` can finish the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -85,10 +90,12 @@ def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Ca
     if not is_main():
         return {}
     folder = Path(stage.path if isinstance(stage, Stage) else stage)
-    if save is not None:
-        save(folder)
-    else:
-        save_model(model, tokenizer, folder)
+    with _space_for("saving the model", folder, lambda: _model_bytes(model)):
+        if save is not None:
+            save(folder)
+        else:
+            save_model(model, tokenizer, folder)
+        _check_written(folder)
     log("measuring quality, size and speed ...")
     metrics = measure()
     if after_measure is not None:
@@ -104,8 +111,68 @@ def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Ca
     stamp(metrics)
     if card is None:
         from protege.evaluation import model_card as card
-    write_json_atomic(folder / "metrics.json", metrics)
-    write_text_atomic(folder / "README.md", card(metrics))
-    write_text_atomic(folder / "protege_config.json", json.dumps(metrics["config"], indent=2) + "\n")
+    with _space_for("writing metrics.json and the model card", folder, lambda: 2 * len(json.dumps(metrics, default=str))):
+        write_json_atomic(folder / "metrics.json", metrics)
+        write_text_atomic(folder / "README.md", card(metrics))
+        write_text_atomic(folder / "protege_config.json", json.dumps(metrics["config"], indent=2) + "\n")
     finalize_output(stage, out)
     return metrics
+
+
+@contextlib.contextmanager
+def _space_for(what: str, folder: Path, estimate: Callable[[], int]):
+    """On a full disk inside the block: remove what the block wrote into ``folder`` and raise a one-line error.
+
+    Checkpoints are never touched (they are what ``--resume`` finishes from). The space needed is
+    ``estimate()`` (the model's tensor bytes), or what had been written when the disk filled if more.
+    """
+    from protege.engine.checkpoints import disk_full, no_space_error
+
+    before = _entries(folder)
+    try:
+        yield
+    except OSError as err:
+        if not disk_full(err):
+            raise
+        written = _remove_new(folder, before)
+        raise no_space_error(what, max(estimate(), written), folder) from None
+
+
+def _model_bytes(model) -> int:
+    from protege.engine.checkpoints import tensor_bytes
+
+    return tensor_bytes(model.state_dict()) if model is not None and hasattr(model, "state_dict") else 0
+
+
+def _check_written(folder: Path) -> None:
+    """Raise ENOSPC when a weights file just saved is shorter than its header says (a full disk can do that silently)."""
+    from protege.errors import ProtegeError
+    from protege.models.checks import check_weight_files
+
+    try:
+        check_weight_files(folder)
+    except ProtegeError as err:
+        raise OSError(errno.ENOSPC, f"a saved weights file came out short ({err})") from None
+
+
+def _entries(folder: Path) -> dict[str, int]:
+    """Top-level names in ``folder`` and their modification times."""
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def _remove_new(folder: Path, before: dict[str, int]) -> int:
+    """Remove the entries written since ``before`` (never the checkpoints); return the bytes they held."""
+    total = 0
+    for name, mtime in _entries(folder).items():
+        if name in ("checkpoints", "best.pt") or before.get(name) == mtime:
+            continue
+        path = folder / name
+        if path.is_dir():
+            total += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            total += path.stat().st_size
+            path.unlink(missing_ok=True)
+    return total

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from protege.errors import ProtegeError
+from protege.errors import NothingToDo, ProtegeError
 from protege.utils.device import barrier, process_group
 
 __all__ = ["Stage", "staging_dir", "prepare_output", "plan_stage", "finalize_output", "has_checkpoint", "recover_output",
@@ -73,22 +73,25 @@ def check_not_overlapping(out: str | Path, inputs) -> None:
                                "choose another --out")
 
 
-def recover_output(out: str | Path) -> None:
-    """Finish (or undo) a replacement of ``out`` that a crash interrupted.
+def recover_output(out: str | Path) -> bool:
+    """Finish (or undo) a replacement of ``out`` that a crash interrupted; returns whether a finished run was moved in.
 
     A staging folder marked complete is a finished run: it is moved into place. Otherwise an old
     result moved aside is put back.
     """
     out = Path(out)
     stage, old = staging_dir(out), _old_dir(out)
+    recovered = False
     if (stage / _COMPLETE).is_file() and not out.exists():
         os.replace(stage, out)
+        recovered = True
     (out / _COMPLETE).unlink(missing_ok=True)
     if old.exists():
         if out.exists():
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(old, out)
+    return recovered
 
 
 @dataclass
@@ -149,7 +152,9 @@ def prepare_output(out: str | Path, *, overwrite: bool, resume: bool, inputs=())
     """Check that ``out`` can be written and return its :class:`Stage`; nothing is written yet."""
     out = Path(out)
     check_not_overlapping(out, inputs)
-    recover_output(out)
+    if recover_output(out) and resume:
+        raise NothingToDo(f"{out} is complete: the run had finished and its interrupted move into place is now done; "
+                          "nothing to resume")
     if out.exists() and not out.is_dir():
         raise ProtegeError(f"{out} exists and is a file; choose another --out")
     if out.exists() and not overwrite and not resume:

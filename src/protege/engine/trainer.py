@@ -295,8 +295,7 @@ def _log_step(loop: _Loop, totals: dict, window: list, epoch: float, log, bar) -
         bar.set_postfix(loss=f"{values['loss']:.4f}", ex_s=f"{speed:.1f}", refresh=False)
     record = {"step": loop.state["step"], "epoch": round(epoch, 4), "lr": loop.scheduler.get_last_lr()[0],
               **{k: round(v, 6) for k, v in values.items()}, "examples_per_s": round(speed, 2)}
-    log.write(json.dumps(record) + "\n")
-    log.flush()
+    _write_log(loop, log, record)
     window[0], window[1] = now, 0
     emit(loop.callbacks, "on_log", record)
     return values["loss"]
@@ -310,8 +309,7 @@ def _evaluate(loop: _Loop, eval_fn, primary, log, bar) -> bool:
         metrics = eval_fn(loop.net)
     record = {"step": state["step"], "eval": metrics}
     state["history"].append(record)
-    log.write(json.dumps(record) + "\n")
-    log.flush()
+    _write_log(loop, log, record)
     emit(loop.callbacks, "on_eval", state["step"], metrics)
     value = metrics.get(primary) if primary else None
     if bar is not None and value is not None:
@@ -350,6 +348,19 @@ def _result(loop: _Loop, model, seconds: float, last_loss, stopped_early: bool) 
     return TrainResult(steps=state["step"], seconds=seconds, examples_per_s=state["examples"] / max(seconds, 1e-9),
                        history=state["history"], best=state["best"], best_step=state["best_step"],
                        stopped_early=stopped_early, final_loss=last_loss)
+
+
+def _write_log(loop: _Loop, log, record: dict) -> None:
+    """Append one JSON line to the run's log; a full disk ends the run with what it needs and what is kept."""
+    from protege.engine.checkpoints import disk_full, no_space_error
+
+    try:
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+    except OSError as err:
+        if disk_full(err):
+            raise no_space_error("writing the training log", 1 << 20, loop.work_dir) from None
+        raise
 
 
 def _truncate_log(path: Path, step: int) -> None:

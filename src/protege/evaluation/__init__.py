@@ -6,7 +6,7 @@ The verb ``protege.evaluate(...)`` is the recipe :func:`protege.recipes.evaluate
 from protege.utils.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "compare_models": "api", "task_eval_fn": "api",
+    "compare_models": "api", "task_eval_fn": "api", "eval_fingerprint": "fingerprint",
     "task_metrics": "metrics", "agreement": "metrics", "primary_metric": "metrics", "PROBLEM_TYPES": "metrics",
     "TASK_KEYS": "metrics", "LOWER_IS_BETTER": "metrics",
     "parameter_counts": "size", "disk_size": "size",
@@ -15,4 +15,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "flatten_metrics": "report",
     "measure_pair": "general", "evaluate_general": "general", "model_kind": "general",
     "format_general_report": "general_report", "general_model_card": "general_report", "summary_line": "general_report",
+    "fidelity_report": "fidelity", "measure_fidelity": "fidelity", "mcnemar_exact": "fidelity", "calibration": "fidelity",
+    "parse_gates": "gates", "check_gates": "gates", "linear_cka": "internals", "train_token_counts": "rarity",
 })

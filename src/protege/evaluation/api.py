@@ -38,15 +38,17 @@ def task_eval_fn(examples, tokenizer, problem_type: str, max_length: int, device
 
 def compare_models(student, teacher=None, *, examples=None, problem_type: str, max_length: int = 128,
                    batch_size: int = 64, speed: bool = True, speed_seconds: float = 10.0, device=None,
-                   teacher_logits=None) -> dict:
+                   teacher_logits=None, logits_out: dict | None = None) -> dict:
     """Measure a student (and optionally its teacher) on the same examples and machine.
 
     ``student`` and ``teacher`` are ``(name, model, tokenizer, folder_or_None)``; ``examples``
     are :class:`~protege.data.Examples` with labels in the model's label space (or None).
     Returns the ``metrics.json`` layout: ``model``, ``problem_type``, ``eval``, ``size``,
-    ``speed``, and, with a teacher, ``teacher`` (same keys) and ``ratios``.
+    ``speed``, and, with a teacher, ``teacher`` (same keys) and ``ratios``. A dict passed as
+    ``logits_out`` receives the logits on ``examples`` under "student" and "teacher".
     """
     from protege.data.batching import encode
+    from protege.evaluation.fingerprint import eval_fingerprint
 
     entries = {"student": student} | ({"teacher": teacher} if teacher else {})
     parts: dict[str, dict] = {}
@@ -59,13 +61,20 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
             else:
                 features = encode(examples, tokenizer, max_length=max_length)
                 logits[role] = predict(model, features, pad_token_id=tokenizer.pad_token_id or 0, batch_size=batch_size, device=device)
-            part["eval"] = {"source": examples.source, "n": len(examples)}
+            part["eval"] = {"source": examples.source, "n": len(examples), "fingerprint": eval_fingerprint(examples)}
             if examples.labels is not None:
                 part["eval"]["metrics"] = task_metrics(logits[role], examples.labels, problem_type)
-        part["size"] = parameter_counts(model)
+        # an exported model (protege.deploy) reports its own counts, weight file, runtime and precision
+        counts = getattr(model, "parameter_counts", None)
+        part["size"] = counts() if callable(counts) else parameter_counts(model)
         if folder is not None and Path(folder).is_dir():
-            part["size"]["disk_bytes"] = disk_size(folder)
+            part["size"]["disk_bytes"] = _disk_bytes(folder)
+        runtime = getattr(model, "runtime_info", None)
+        if callable(runtime):
+            part.update(runtime())
         parts[role] = part
+    if logits_out is not None:
+        logits_out.update(logits)
     if teacher and examples is not None:
         parts["student"]["eval"]["agreement"] = agreement(logits["student"], logits["teacher"], problem_type)
     if speed:
@@ -81,6 +90,12 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
         result["teacher"] = parts["teacher"]
         result["ratios"] = speedup_and_ratios(_flat(parts["student"], problem_type), _flat(parts["teacher"], problem_type))
     return result
+
+
+def _disk_bytes(folder) -> int:
+    from protege.deploy.folders import MANIFEST, variant_disk_size
+
+    return variant_disk_size(folder) if (Path(folder) / MANIFEST).is_file() else disk_size(folder)
 
 
 def _flat(part: dict, problem_type: str) -> dict:

@@ -24,7 +24,7 @@ def _folder(name):
 def measure_pair(*, kind: str, student, teacher, tokenizer, student_name: str, teacher_name: str | None,
                  student_dir=None, teacher_dir=None, held_out=None, eval_source: str | None = None, eval_n: int = 0,
                  reports=None, speed_texts: list[str] | None = None, speed: bool = True, speed_seconds: float = 10.0,
-                 max_length: int = 128) -> dict:
+                 max_length: int = 128, eval_fingerprint: str | None = None) -> dict:
     """The metrics dict of a student (and teacher): held-out scores, STS/probe reports, size, CPU speed, ratios.
 
     ``held_out()`` returns ``{"model": {...}, "teacher": {...}, "agreement": {...}}`` (any part
@@ -59,6 +59,8 @@ def measure_pair(*, kind: str, student, teacher, tokenizer, student_name: str, t
             part["eval"] = {"source": "; ".join(sources), "metrics": metrics[role]}
             if len(sources) == 1:  # a count only means something for one evaluation set
                 part["eval"]["n"] = n
+            if eval_fingerprint and held_out is not None:  # so reports can tell runs scored on other rows
+                part["eval"]["fingerprint"] = eval_fingerprint
     if agreement:
         parts["student"]["eval"]["agreement"] = agreement
     for role, model, folder in (("student", student, student_dir), ("teacher", teacher, teacher_dir)):

@@ -95,6 +95,9 @@ def format_report(metrics: dict) -> str:
     teacher = metrics.get("teacher") or {}
     if teacher.get("model"):
         lines.append(f"teacher: {teacher['model']}")
+    if metrics.get("runtime"):  # an exported model (protege export): what runs it, at which precision
+        lines.append(f"runtime: {metrics['runtime']}, {metrics.get('precision', 'fp32')}"
+                     + (f" (teacher: {teacher.get('runtime', 'pytorch')}, {teacher.get('precision', 'fp32')})" if teacher else ""))
     ev = metrics.get("eval") or {}
     if ev.get("source") is not None or ev.get("n") is not None:
         where = f"evaluated on {ev.get('source', 'the evaluation set')}"
@@ -103,6 +106,10 @@ def format_report(metrics: dict) -> str:
     how = _speed_note(metrics.get("speed") or teacher.get("speed") or {})
     if how:
         lines += ["", "speed: " + how]
+    if isinstance(metrics.get("fidelity"), dict):
+        from protege.reporting.fidelity import format_fidelity
+
+        lines += ["", format_fidelity(metrics["fidelity"])]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,11 @@
-"""Honest inference speed: batch-1 latency and batched throughput, several models interleaved."""
+"""Honest inference speed: batch-1 latency and batched throughput, several models interleaved.
+
+Each result also says how far to trust it: ``latency_cv`` and ``throughput_cv`` are the
+coefficient of variation of the median timing over :data:`ROUNDS` consecutive rounds of the
+measurement, each timing first divided by the median time of the same input (so inputs of
+different lengths do not count as noise). Above about 10% the machine was too busy to trust
+the numbers (``protege report`` says so).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import torch
 
 from protege.errors import ProtegeError
 
-__all__ = ["measure_speed", "compare_speed"]
+__all__ = ["measure_speed", "compare_speed", "timing_spread", "ROUNDS"]
 
 # enough distinct inputs to vary lengths without tokenising a whole data set
 _MAX_SINGLES = 1024
@@ -21,6 +28,7 @@ _MAX_BATCHES = 32
 # though never before _FLOOR_RUNS runs, so a percentile is never read off one sample
 _OVERRUN = 3.0
 _FLOOR_RUNS = 5
+ROUNDS = 5  # consecutive rounds the timed runs are split into to measure their spread
 
 
 def measure_speed(model, tokenizer, texts, *, max_length: int = 128, batch_size: int = 32, warmup: int = 3,
@@ -36,8 +44,9 @@ def measure_speed(model, tokenizer, texts, *, max_length: int = 128, batch_size:
     train/eval mode is restored afterwards.
 
     Returns "latency_ms_p50", "latency_ms_p95", "latency_runs", "throughput_per_s" (examples/s),
-    "throughput_batch_size", "throughput_runs", "threads", "device", "cpu", "torch" and
-    "max_length".
+    "throughput_batch_size", "throughput_runs", "latency_cv" and "throughput_cv" (the spread
+    between rounds, :func:`timing_spread`; None when too few inputs repeated), "threads",
+    "device", "cpu", "torch" and "max_length".
     """
     return compare_speed({"model": (model, tokenizer)}, texts, max_length=max_length, batch_size=batch_size,
                          warmup=warmup, min_runs=min_runs, max_seconds=max_seconds, device=device)["model"]
@@ -89,6 +98,7 @@ class _Bench:
             for b in range(n_batches)
         ]
         self.latencies, self.batch_times = [], []
+        self.latency_inputs, self.batch_inputs = [], []  # which input each timing ran, to measure noise
         self._i = self._j = 0
         model.to(device).eval()
 
@@ -103,16 +113,20 @@ class _Bench:
         return time.perf_counter() - start
 
     def single(self, timed: bool) -> None:
-        seconds = self._timed(self.singles[self._i % len(self.singles)])
+        which = self._i % len(self.singles)
+        seconds = self._timed(self.singles[which])
         self._i += 1
         if timed:
             self.latencies.append(seconds)
+            self.latency_inputs.append(which)
 
     def batch(self, timed: bool) -> None:
-        seconds = self._timed(self.batches[self._j % len(self.batches)])
+        which = self._j % len(self.batches)
+        seconds = self._timed(self.batches[which])
         self._j += 1
         if timed:
             self.batch_times.append(seconds)
+            self.batch_inputs.append(which)
 
     def result(self) -> dict:
         ms = np.asarray(self.latencies) * 1000.0
@@ -123,7 +137,32 @@ class _Bench:
             "throughput_per_s": float(self.batch_size * len(self.batch_times) / sum(self.batch_times)),
             "throughput_batch_size": self.batch_size,
             "throughput_runs": len(self.batch_times),
+            "latency_cv": timing_spread(self.latencies, self.latency_inputs),
+            "throughput_cv": timing_spread(self.batch_times, self.batch_inputs),
         }
+
+
+def timing_spread(times, inputs, rounds: int = ROUNDS) -> float | None:
+    """How much repeated timings of the same work vary: the coefficient of variation of the median over
+    ``rounds`` consecutive rounds, each timing divided by the median time of its input.
+
+    Timings of an input that ran only once are left out (their ratio says nothing); None when
+    fewer than two timings per round remain.
+    """
+    t, idx = np.asarray(times, dtype=float), np.asarray(inputs)
+    if len(t) != len(idx) or len(t) == 0:
+        return None
+    keep = np.bincount(idx)[idx] >= 2
+    if keep.sum() < 2 * rounds:
+        return None
+    order = np.argsort(idx, kind="stable")
+    ids, starts = np.unique(idx[order], return_index=True)
+    median_of = np.zeros(int(idx.max()) + 1)
+    median_of[ids] = [np.median(group) for group in np.split(t[order], starts[1:])]
+    ratios = t[keep] / median_of[idx[keep]]  # in time order
+    per_round = np.array([np.median(r) for r in np.array_split(ratios, rounds)])
+    mean = per_round.mean()
+    return float(per_round.std() / mean) if mean > 0 else None
 
 
 def _phase(benches, step, warmup, min_runs, budget) -> None:

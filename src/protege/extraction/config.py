@@ -15,7 +15,7 @@ from protege.errors import ProtegeError
 from protege.extraction.defenses.hardening import check_output_mode
 from protege.extraction.defenses.watermark import DEFAULT_FRACTION
 
-__all__ = ["ServeConfig", "is_loopback"]
+__all__ = ["ServeConfig", "VerifyWatermarkConfig", "DetectConfig", "is_loopback"]
 
 
 
@@ -67,3 +67,52 @@ class ServeConfig:
                                "pass --keys keys.json or keep the default --host 127.0.0.1")
         if self.log_level not in ("critical", "error", "warning", "info", "debug"):
             raise ProtegeError(f"--log-level must be critical, error, warning, info or debug, got {self.log_level!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyWatermarkConfig:
+    """``protege verify-watermark SUSPECT --log LOG``: did the suspect memorise a server's watermark?"""
+
+    suspect: str = _f(None, "the model suspected of being extracted: classifier folder or hub id", required=True,
+                      positional=True)
+    log: str = _f(None, "query log of served answers (serve --answer-log, or a client's log)", required=True)
+    key: str | None = _f(None, "the server's --watermark-key (default: $PROTEGE_WATERMARK_KEY)")
+    fraction: float = _f(DEFAULT_FRACTION, "the server's --watermark-fraction")
+    alpha: float = _f(1e-3, "significance level of the verdict")
+    max_controls: int = _f(5000, "unwatermarked queries used as the control")
+    max_length: int = _f(128, "tokens per text seen by the suspect")
+    batch_size: int = _f(64, "texts per forward pass")
+    out: str | None = _f(None, "also write the result to this JSON file", metavar="FILE.json")
+
+    def __post_init__(self):
+        if not self.suspect or not self.log:
+            raise ProtegeError("verify-watermark needs a suspect model and the served answers: SUSPECT --log LOG")
+        _positive(self, "max_controls", "max_length", "batch_size")
+        if not 0 < self.fraction < 0.5:
+            raise ProtegeError(f"--fraction must be in (0, 0.5), got {self.fraction}")
+        if not 0 < self.alpha < 1:
+            raise ProtegeError(f"--alpha must be in (0, 1), got {self.alpha}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectConfig:
+    """``protege detect VICTIM --genuine FILE``: train and measure a detector of extraction queries."""
+
+    victim: str = _f(None, "the served classifier (folder): its hidden states are the detector's features", required=True,
+                     positional=True)
+    genuine: str = _f(None, "real inputs of the victim's task (table or one text per line)", required=True)
+    ood: tuple[str, ...] | None = _f(None, "genuine out-of-distribution users", many=True)
+    queries: str = _f("random,wiki", "generated query kinds to detect")
+    query_corpus: str | None = _f(None, "corpus for the generated queries (one sentence per line)")
+    n: int = _f(2000, "texts per set")
+    target_fpr: float = _f(0.05, "false-positive rate on genuine inputs the threshold is set for")
+    seed: int = _f(0, "seed of the sampling and the generated queries")
+    max_length: int = _f(128, "tokens per text seen by the victim")
+    out: str | None = _f(None, "write the detector and its report here", metavar="FILE.json")
+
+    def __post_init__(self):
+        if not self.victim or not self.genuine:
+            raise ProtegeError("detect needs the victim and its genuine inputs: VICTIM --genuine FILE")
+        _positive(self, "n", "max_length")
+        if not 0 < self.target_fpr < 1:
+            raise ProtegeError(f"--target-fpr must be in (0, 1), got {self.target_fpr}")

@@ -35,12 +35,13 @@ class Victim:
                  decimals: int | None = None, watermark=None, max_length: int = 128, batch_size: int = 32,
                  device: str = "cpu", name: str | None = None):
         from protege.utils.device import resolve_device
-        from protege.models import load_classifier, load_tokenizer, problem_type_of
+        from protege.deploy.folders import load_model
+        from protege.models import load_tokenizer, problem_type_of
 
         if isinstance(model, (str, Path)):
             self.name = name or str(model)
-            tokenizer = tokenizer or load_tokenizer(str(model))
-            model = load_classifier(str(model), role="victim")
+            model, where = load_model(str(model), role="victim")  # exported folders (ONNX, int8) serve what ships
+            tokenizer = tokenizer or load_tokenizer(str(where))
         elif tokenizer is None:
             raise ProtegeError("a Victim built from a model object needs its tokenizer too: Victim(model, tokenizer)")
         else:
@@ -55,8 +56,10 @@ class Victim:
         self.tokenizer = tokenizer
         self.output, self.top_k, self.decimals = output, top_k, decimals
         self.watermark = watermark
-        positions = getattr(model.config, "max_position_embeddings", None)
-        self.max_length = min(max_length, positions) if isinstance(positions, int) and positions > 2 else max_length
+        from protege.models import position_limit
+
+        limit = position_limit(model.config)  # RoBERTa-style position tables reserve their first entries
+        self.max_length = min(max_length, limit) if limit and limit > 2 else max_length
         self.batch_size = batch_size
         self.device = resolve_device(device)
         self.model.to(self.device)

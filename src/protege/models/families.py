@@ -27,11 +27,13 @@ KINDS = {
     "mlm": ("AutoModelForMaskedLM", ("ForMaskedLM", "ForPreTraining"), "masked language model"),
     "clm": ("AutoModelForCausalLM", ("ForCausalLM", "LMHeadModel"), "causal language model"),
     "encoder": ("AutoModel", (), "encoder"),
+    "classifier": ("AutoModelForSequenceClassification", ("ForSequenceClassification",), "sequence classifier"),
 }
 _HINTS = {
     "mlm": "a masked-LM checkpoint (e.g. bert-base-uncased) or use --objective tinybert / embedding, which need no MLM head",
     "clm": "a causal-LM checkpoint (GPT-2, Llama ... with its LM head)",
     "encoder": "a save_pretrained transformer folder",
+    "classifier": "a fine-tuned classifier folder (protege finetune makes one)",
 }
 
 
@@ -43,6 +45,7 @@ def _auto(kind: str):
 
 def load_model(name: str, kind: str, *, attn_implementation: str | None = None, role: str = "teacher"):
     """Load ``name`` with the Auto class of ``kind`` (eval mode), checking its architecture first."""
+    from protege.models.checks import weights_error
     from protege.models.loading import _describe_failure, load_config
 
     config = load_config(name)
@@ -61,6 +64,11 @@ def load_model(name: str, kind: str, *, attn_implementation: str | None = None, 
         raise _describe_failure(name, err) from None
     except OSError as err:
         raise _describe_failure(name, err) from None
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+        mapped = weights_error(name, err)
+        if mapped is None:
+            raise
+        raise mapped from None
     return model.eval()
 
 
@@ -127,7 +135,9 @@ def smaller_model(config, kind: str, *, num_layers: int | None = None, hidden_si
 
 
 def build_student_for(cfg, teacher, teacher_tokenizer, kind: str, *, attn_implementation: str | None = None):
-    """The student a DistillConfig asks for, of the teacher's kind: ``(model, default layer map, description)``.
+    """The one student builder: what a DistillConfig asks for, of the teacher's kind: ``(model, default layer map, description)``.
+
+    ``kind`` is a key of :data:`KINDS` (classifier, mlm, clm, encoder).
 
     ``layers``: the teacher's embeddings, kept blocks and head, copied (DistilBERT's init);
     ``config``: random init of a shrunk config (TinyBERT); ``pretrained``: ``cfg.student`` loaded
@@ -154,7 +164,12 @@ def build_student_for(cfg, teacher, teacher_tokenizer, kind: str, *, attn_implem
         return student, uniform_layer_map(n, total), (f"a random-init student ({n} layers, hidden {_width_of(student.config)}, "
                                                       f"{_heads_of(student.config)} heads)")
     check_same_vocabulary(teacher_tokenizer, load_tokenizer(cfg.student), student_name=cfg.student)
-    student = load_model(cfg.student, kind, attn_implementation=attn_implementation, role="student").train()
+    if kind == "classifier":  # any pretrained backbone, with a new head for the teacher's label space
+        from protege.models.students import pretrained_student
+
+        student = pretrained_student(cfg.student, teacher.config, attn_implementation=attn_implementation)
+    else:
+        student = load_model(cfg.student, kind, attn_implementation=attn_implementation, role="student").train()
     n = _layers_of(student.config)
     layer_map = uniform_layer_map(n, total) if n <= total else []
     return student, layer_map, f"pretrained student {cfg.student} ({n} layers)"

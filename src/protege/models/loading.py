@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from protege.errors import ProtegeError
+from protege.models.checks import check_tokenizer, check_weight_files, weights_error
 
 __all__ = ["load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
 
@@ -41,9 +42,13 @@ def load_config(name: str):
     if path.exists() and path.is_dir() and not (path / "config.json").exists():
         raise ProtegeError(f"{name}: no config.json in this folder; pass a save_pretrained model folder")
     try:
-        return AutoConfig.from_pretrained(str(path) if path.exists() else name)
+        config = AutoConfig.from_pretrained(str(path) if path.exists() else name)
     except (OSError, ValueError, KeyError) as err:
         raise _describe_failure(name, err) from None
+    # every loader (classifier, backbone, pruned, families, sentence-transformers) reads the config
+    # first: a cut or corrupted weights file is named here, not met as a traceback in the reader
+    check_weight_files(path)
+    return config
 
 
 def problem_type_of(config) -> str:
@@ -85,21 +90,37 @@ def load_classifier(name: str, *, role: str = "teacher", attn_implementation: st
     except (OSError, ValueError) as err:
         raise _describe_failure(name, err) from None
     except RuntimeError as err:  # e.g. weights whose shapes do not match config.json
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ProtegeError(f"{role} '{name}': the weights do not fit its config.json ({first[:160]}); re-save the model") from None
+        raise weights_error(name, err) or _shape_error(role, name, err) from None
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+        mapped = weights_error(name, err)
+        if mapped is None:
+            raise
+        raise mapped from None
     problem_type_of(model.config)
     return model.eval()
 
 
+def _shape_error(role: str, name: str, err: Exception) -> ProtegeError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return ProtegeError(f"{role} '{name}': the weights do not fit its config.json ({first[:160]}); re-save the model")
+
+
 def load_tokenizer(name: str):
-    """``AutoTokenizer.from_pretrained`` (fast) or a one-line error."""
+    """``AutoTokenizer.from_pretrained`` (fast), checked to be a real tokenizer, or a one-line error.
+
+    A folder without tokenizer files, or a tokenizer of a handful of tokens that reads ordinary
+    words as ``[UNK]``, is refused (:func:`protege.models.checks.check_tokenizer`).
+    """
     from transformers import AutoTokenizer
 
     path = Path(name).expanduser()
     try:
-        return AutoTokenizer.from_pretrained(str(path) if path.exists() else name)
+        tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else name)
     except (OSError, ValueError, TypeError) as err:
-        raise ProtegeError(f"could not load a tokenizer from '{name}' ({str(err).splitlines()[0][:160]}); the folder needs tokenizer files") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ProtegeError(f"could not load a tokenizer from '{name}' ({first[:160]}); the folder needs tokenizer files") from None
+    check_tokenizer(tokenizer, name)
+    return tokenizer
 
 
 def load_backbone_as_classifier(name: str, *, problem_type: str, id2label: dict[int, str] | None, attn_implementation: str | None = None):
@@ -119,6 +140,11 @@ def load_backbone_as_classifier(name: str, *, problem_type: str, id2label: dict[
         return AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
     except (OSError, ValueError) as err:
         raise _describe_failure(name, err) from None
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+        mapped = weights_error(name, err)
+        if mapped is None:
+            raise
+        raise mapped from None
 
 
 def load_lm_tokenizer(name: str):

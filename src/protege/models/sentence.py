@@ -182,13 +182,21 @@ def _load_dense(path: Path) -> DenseLayer:
     cfg = _read_json(path / "config.json", "Dense config")
     layer = DenseLayer(cfg["in_features"], cfg["out_features"], cfg.get("bias", True),
                        cfg.get("activation_function", "torch.nn.modules.activation.Tanh"))
+    from protege.models.checks import check_weight_files
+
+    check_weight_files(path)  # a cut Dense file is named, not met as a traceback in the reader
     if (path / "model.safetensors").is_file():
         from safetensors.torch import load_file
 
         state = load_file(path / "model.safetensors")
-    else:
+    elif (path / "pytorch_model.bin").is_file():
         state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    layer.load_state_dict(state)
+    else:
+        raise ProtegeError(f"{path}: no model.safetensors for this Dense layer; re-save the sentence-transformers folder")
+    try:
+        layer.load_state_dict(state)
+    except RuntimeError:
+        raise ProtegeError(f"{path}: the Dense weights do not fit its config.json; re-save the sentence-transformers folder") from None
     return layer
 
 

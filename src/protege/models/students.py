@@ -23,15 +23,20 @@ def parse_layer_spec(spec: str | list[int] | tuple[int, ...], total: int) -> lis
     """Turn a layer spec into 0-based indices of teacher blocks to keep.
 
     Accepts a list of ints, ``"0,2,4"``, ``"every-other"`` (0, 2, 4, ... as DistilBERT),
-    ``"uniform:K"`` (K blocks spread evenly from the first to the last) or ``"first:K"``.
+    ``"ends"`` (every other block counted from the last, with the first: 0, 3, 5 of 6 - the last
+    block, whose states get pooled, is kept), ``"uniform:K"`` (K blocks spread evenly from the
+    first to the last) or ``"first:K"``.
     """
-    hint = "use e.g. 0,2,4, every-other, uniform:3 or first:3"
+    hint = "use e.g. 0,2,4, every-other, ends, uniform:3 or first:3"
     if isinstance(spec, (list, tuple)):
         layers = [int(x) for x in spec]
     else:
         text = str(spec).strip().lower()
         if text == "every-other":
             layers = list(range(0, total, 2))
+        elif text == "ends":  # as many blocks as every-other, but the first and the last among them
+            k = (total + 1) // 2
+            layers = [total - 1] if k == 1 else [0] + sorted(range(total - 1, 0, -2))[-(k - 1):]
         elif text.startswith(("uniform:", "first:")):
             kind, _, count = text.partition(":")
             if not count.isdigit() or not 1 <= int(count) <= total:

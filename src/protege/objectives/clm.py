@@ -32,7 +32,7 @@ class CausalLMObjective:
         from protege.models.families import build_student_for, load_teacher
 
         self.cfg = cfg
-        self.weights = cfg.general_weights
+        self.weights = cfg.losses.weights
         self.teacher = load_teacher(cfg.teacher, "clm")
         from protege.models.loading import load_lm_tokenizer
 
@@ -43,18 +43,19 @@ class CausalLMObjective:
         v_t, v_s = _vocab(self.teacher), _vocab(self.student)
         if v_t != v_s:
             raise ProtegeError(f"the student predicts {v_s} tokens but the teacher {v_t}; pick a student with the teacher's vocabulary")
-        if cfg.top_k is not None and cfg.top_k > v_t:
-            raise ProtegeError(f"--top-k {cfg.top_k} exceeds the vocabulary size {v_t}; pass a smaller --top-k")
-        self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v) + f" ({cfg.lm_loss}, T={cfg.temperature})"
+        if cfg.losses.top_k is not None and cfg.losses.top_k > v_t:
+            raise ProtegeError(f"--top-k {cfg.losses.top_k} exceeds the vocabulary size {v_t}; pass a smaller --top-k")
+        self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v) + f" ({cfg.losses.lm_loss}, T={cfg.losses.temperature})"
 
     def prepare(self, features: list[dict]) -> None:
         """Nothing to precompute for causal LMs."""
 
     def _divergence(self, s, t):
-        kw = {"temperature": self.cfg.temperature, "top_k": self.cfg.top_k}
-        if self.cfg.lm_loss == "jsd":
-            kw["beta"] = self.cfg.jsd_beta
-        return LM_LOSSES[self.cfg.lm_loss](s, t, **kw)
+        o = self.cfg.losses
+        kw = {"temperature": o.temperature, "top_k": o.top_k}
+        if o.lm_loss == "jsd":
+            kw["beta"] = o.jsd_beta
+        return LM_LOSSES[o.lm_loss](s, t, **kw)
 
     def loss(self, student, batch: dict) -> dict:
         """Loss terms for one batch of packed token ids (the trainer's ``loss_fn``)."""

@@ -18,9 +18,9 @@ import copy
 
 import torch
 
-from protege import losses
 from protege.errors import ProtegeError
 from protege.losses.embeddings import sentence_cosine, sentence_mse
+from protege.objectives.layers import held_out_batches, mapped_hidden_loss, projection_for, resolve_layer_map
 
 __all__ = ["EmbeddingObjective"]
 
@@ -35,12 +35,12 @@ class EmbeddingObjective:
     auto_class = "SentenceTransformer"
 
     def __init__(self, cfg):
-        from protege.models import hidden_size, load_tokenizer, num_layers, parse_layer_spec
+        from protege.models import hidden_size, load_tokenizer, num_layers
         from protege.models.families import build_student_for
         from protege.models.sentence import DenseLayer, SentenceEncoder, is_sentence_transformer, load_sentence_encoder, read_pipeline
 
         self.cfg = cfg
-        self.weights = cfg.general_weights
+        self.weights = cfg.losses.weights
         if not is_sentence_transformer(cfg.teacher):
             raise ProtegeError(f"teacher '{cfg.teacher}' is not a local sentence-transformers folder (no modules.json); "
                                "pass one (e.g. all-MiniLM-L6-v2 saved with SentenceTransformer.save) or use --objective tinybert")
@@ -55,22 +55,16 @@ class EmbeddingObjective:
             self.description += f", Dense {hs * len(self.teacher.pooling)}->{self.teacher.embedding_dim} to the teacher's space"
         self.student = SentenceEncoder(transformer, self.teacher.pooling, self.teacher.normalize, dense,
                                        self.teacher.max_seq_length, self.teacher.do_lower_case).train()
-        total, n = num_layers(self.teacher.config), num_layers(transformer.config)
-        self.layer_map = parse_layer_spec(cfg.layer_map, total) if cfg.layer_map else list(default_map)
-        self.extra = None
-        if self.weights["hidden"]:
-            if len(self.layer_map) != n:
-                raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; "
-                                   "give one per student layer")
-            if hs != ht:
-                if not cfg.hidden_projection:
-                    raise ProtegeError(f"--alpha-hidden compares widths {hs} (student) and {ht} (teacher): drop --no-hidden-projection "
-                                       "or set --alpha-hidden 0")
-                self.extra = losses.HiddenProjection(hs, ht, n + 1)
+        n = num_layers(transformer.config)
+        hidden = bool(self.weights["hidden"])
+        self.layer_map = resolve_layer_map(cfg.losses.layer_map, default_map, self.teacher.config, n, needed=hidden)
+        self.extra = projection_for(transformer.config, self.teacher.config, n + 1, needed=hidden,
+                                    allowed=cfg.losses.hidden_projection, flags="--alpha-hidden 0")
         from protege.evaluation.embeddings import load_eval_data
 
-        self.eval_data = load_eval_data(sts=cfg.sts, probe_train=cfg.probe_train, probe_eval=cfg.probe_eval,
-                                        max_probe_examples=cfg.max_probe_examples)
+        o = cfg.losses
+        self.eval_data = load_eval_data(sts=o.sts, probe_train=o.probe_train, probe_eval=o.probe_eval,
+                                        max_probe_examples=o.max_probe_examples)
         modes = "+".join(self.teacher.pooling) + (" + normalize" if self.teacher.normalize else "")
         self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v) + f" on {modes} embeddings"
 
@@ -90,10 +84,8 @@ class EmbeddingObjective:
         if self.weights["mse"]:
             terms["mse"] = sentence_mse(s.embeddings, t.embeddings)
         if hidden:
-            fn = losses.hidden_cosine if self.cfg.hidden_loss == "cosine" else losses.hidden_mse
-            project = (lambda i: (lambda x: self.extra(x, i))) if self.extra is not None else (lambda i: None)
-            terms["hidden"] = torch.stack([fn(s.hidden_states[i + 1], t.hidden_states[j + 1], mask=batch["attention_mask"],
-                                              projection=project(i + 1)) for i, j in enumerate(self.layer_map)]).mean()
+            terms["hidden"] = mapped_hidden_loss(s.hidden_states, t.hidden_states, self.layer_map, batch["attention_mask"],
+                                                 projection=self.extra, kind=self.cfg.losses.hidden_loss)
         terms["loss"] = sum(self.weights[k] * v for k, v in terms.items())
         return terms
 
@@ -102,22 +94,11 @@ class EmbeddingObjective:
 
     def held_out(self, model, features: list[dict], device, *, with_teacher: bool = True) -> dict:
         """Mean cosine between ``model``'s and the teacher's embeddings of the held-out sentences."""
-        from protege.data.batching import collate
-        from protege.losses.embeddings import sentence_cosine as cos_loss
-
         total, n = 0.0, 0
-        was = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(features), 64):
-                    chunk = features[start:start + 64]
-                    batch = {k: v.to(device) for k, v in collate(chunk, self.tokenizer.pad_token_id or 0).items()}
-                    e_s, e_t = model(**batch).embeddings, self.teacher(**batch).embeddings
-                    total += (1.0 - float(cos_loss(e_s, e_t))) * len(chunk)
-                    n += len(chunk)
-        finally:
-            model.train(was)
+        for batch, size in held_out_batches(model, features, self.tokenizer.pad_token_id or 0, device, batch_size=64):
+            e_s, e_t = model(**batch).embeddings, self.teacher(**batch).embeddings
+            total += (1.0 - float(sentence_cosine(e_s, e_t))) * size
+            n += size
         return {"agreement": {"cosine_to_teacher": total / max(n, 1)}}
 
     def reports(self, device) -> dict:

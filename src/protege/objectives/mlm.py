@@ -18,6 +18,7 @@ import torch
 from protege import losses
 from protege.errors import ProtegeError
 from protege.losses.lm import forward_kl
+from protege.objectives.layers import projection_for, projector
 
 __all__ = ["MaskedLMObjective"]
 
@@ -32,29 +33,24 @@ class MaskedLMObjective:
     auto_class = "AutoModelForMaskedLM"
 
     def __init__(self, cfg):
-        from protege.models import hidden_size, load_tokenizer
+        from protege.models import load_tokenizer
         from protege.models.families import build_student_for, load_teacher
 
         self.cfg = cfg
-        self.weights = cfg.general_weights
+        self.weights = cfg.losses.weights
         self.teacher = load_teacher(cfg.teacher, "mlm")
         self.tokenizer = load_tokenizer(cfg.teacher)
         if self.tokenizer.mask_token_id is None:
             raise ProtegeError(f"the tokenizer of '{cfg.teacher}' has no mask token; masked-LM distillation needs one")
         self.student, self.layer_map, self.description = build_student_for(cfg, self.teacher, self.tokenizer, "mlm")
         self.student.train()
-        hs, ht = hidden_size(self.student.config), hidden_size(self.teacher.config)
-        self.extra = None
-        if hs != ht and self.weights["cos"]:
-            if not cfg.hidden_projection:
-                raise ProtegeError(f"the cosine loss compares widths {hs} (student) and {ht} (teacher): drop --no-hidden-projection "
-                                   "or set --alpha-cos 0")
-            self.extra = losses.HiddenProjection(hs, ht, 1)
-        if cfg.top_k is not None and cfg.top_k > self.teacher.config.vocab_size:
-            raise ProtegeError(f"--top-k {cfg.top_k} exceeds the vocabulary size {self.teacher.config.vocab_size}")
+        self.extra = projection_for(self.student.config, self.teacher.config, 1, needed=bool(self.weights["cos"]),
+                                    allowed=cfg.losses.hidden_projection, flags="--alpha-cos 0")
+        if cfg.losses.top_k is not None and cfg.losses.top_k > self.teacher.config.vocab_size:
+            raise ProtegeError(f"--top-k {cfg.losses.top_k} exceeds the vocabulary size {self.teacher.config.vocab_size}")
         self.spec = None
         self._device_spec = None
-        self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v) + f" (T={cfg.temperature})"
+        self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v) + f" (T={cfg.losses.temperature})"
 
     def prepare(self, features: list[dict]) -> None:
         """Count tokens over the training corpus and build the smoothed masking distribution."""
@@ -64,9 +60,9 @@ class MaskedLMObjective:
         vocab = self.teacher.config.vocab_size
         special = set(self.tokenizer.all_special_ids)
         counts = token_counts(features, vocab)
-        weights = masking_weights(counts, special, smoothing=self.cfg.mask_smoothing)
+        weights = masking_weights(counts, special, smoothing=self.cfg.losses.mask_smoothing)
         random_ids = torch.tensor([i for i in range(min(vocab, len(self.tokenizer))) if i not in special])
-        self.spec = MaskingSpec(self.tokenizer.mask_token_id, weights, random_ids, self.cfg.mlm_probability)
+        self.spec = MaskingSpec(self.tokenizer.mask_token_id, weights, random_ids, self.cfg.losses.mlm_probability)
         self._device_spec = None
 
     def loss(self, student, batch: dict) -> dict:
@@ -84,13 +80,13 @@ class MaskedLMObjective:
         s_out = student(**inputs, output_hidden_states=hidden)
         terms = {}
         if self.weights["kd"]:
-            rows = selected if self.cfg.kd_positions == "masked" else mask.bool()
-            terms["kd"] = forward_kl(s_out.logits[rows], t_out.logits[rows], temperature=self.cfg.temperature, top_k=self.cfg.top_k)
+            rows = selected if self.cfg.losses.kd_positions == "masked" else mask.bool()
+            terms["kd"] = forward_kl(s_out.logits[rows], t_out.logits[rows], temperature=self.cfg.losses.temperature, top_k=self.cfg.losses.top_k)
         if self.weights["lm"]:
             terms["lm"] = losses.hard_cross_entropy(s_out.logits[selected], labels[selected])
         if hidden:
-            project = (lambda x: self.extra(x, 0)) if self.extra is not None else None
-            terms["cos"] = losses.hidden_cosine(s_out.hidden_states[-1], t_out.hidden_states[-1], mask=mask, projection=project)
+            terms["cos"] = losses.hidden_cosine(s_out.hidden_states[-1], t_out.hidden_states[-1], mask=mask,
+                                                projection=projector(self.extra)(0))
         terms["loss"] = sum(self.weights[k] * v for k, v in terms.items())
         return terms
 

@@ -17,8 +17,9 @@ import torch
 
 from protege import losses
 from protege.errors import ProtegeError
+from protege.objectives.layers import mapped_attention_loss, mapped_hidden_loss, projector
 
-__all__ = ["Objective", "make_objective", "distillation_losses"]
+__all__ = ["Objective", "TaskObjective", "make_objective", "distillation_losses"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,12 @@ class Objective:
     problem_type: str = "single_label_classification"
 
     @property
+    def weights(self) -> dict[str, float]:
+        """``{term: weight}`` of every loss term this objective can produce."""
+        return {"kd": self.alpha_kd, "ce": self.alpha_ce, "mse": self.alpha_mse, "hidden": self.alpha_hidden,
+                "attn": self.alpha_attn, "embed": self.alpha_embed}
+
+    @property
     def needs_hidden_states(self) -> bool:
         """Whether teacher and student must return hidden states."""
         return self.alpha_hidden > 0 or self.alpha_embed > 0
@@ -48,7 +55,7 @@ class Objective:
 
 
 def make_objective(cfg, *, problem_type: str, layer_map: list[int]) -> Objective:
-    """An :class:`Objective` from a :class:`~protege.recipes.distill.config.DistillConfig`."""
+    """An :class:`Objective` from the task options (:class:`~protege.objectives.configs.TaskLosses`)."""
     return Objective(
         alpha_kd=cfg.alpha_kd, alpha_ce=cfg.alpha_ce, alpha_mse=cfg.alpha_mse, alpha_hidden=cfg.alpha_hidden,
         alpha_attn=cfg.alpha_attn, alpha_embed=cfg.alpha_embed, temperature=cfg.temperature,
@@ -79,18 +86,96 @@ def distillation_losses(student_out, teacher_out, batch: dict, objective: Object
     if o.alpha_mse:
         terms["mse"] = losses.logits_mse(s_logits, t_logits)
     mask = batch["attention_mask"]
-    project = (lambda i: (lambda x: projection(x, i))) if projection is not None else (lambda i: None)
     if o.alpha_embed:
-        terms["embed"] = losses.embedding_mse(student_out.hidden_states[0], teacher_out.hidden_states[0], mask=mask, projection=project(0))
+        terms["embed"] = losses.embedding_mse(student_out.hidden_states[0], teacher_out.hidden_states[0], mask=mask,
+                                              projection=projector(projection)(0))
     if o.alpha_hidden:
-        fn = losses.hidden_cosine if o.hidden_loss == "cosine" else losses.hidden_mse
-        per_layer = [fn(student_out.hidden_states[i + 1], teacher_out.hidden_states[t + 1], mask=mask, projection=project(i + 1))
-                     for i, t in enumerate(o.layer_map)]
-        terms["hidden"] = torch.stack(per_layer).mean()
+        terms["hidden"] = mapped_hidden_loss(student_out.hidden_states, teacher_out.hidden_states, list(o.layer_map), mask,
+                                             projection=projection, kind=o.hidden_loss)
     if o.alpha_attn:
-        per_layer = [losses.attention_mse(student_out.attentions[i], teacher_out.attentions[t], mask=mask)
-                     for i, t in enumerate(o.layer_map)]
-        terms["attn"] = torch.stack(per_layer).mean()
-    weights = {"kd": o.alpha_kd, "ce": o.alpha_ce, "mse": o.alpha_mse, "hidden": o.alpha_hidden, "attn": o.alpha_attn, "embed": o.alpha_embed}
-    terms["loss"] = sum(weights[k] * v for k, v in terms.items())
+        terms["attn"] = mapped_attention_loss(student_out.attentions, teacher_out.attentions, list(o.layer_map), mask)
+    terms["loss"] = sum(o.weights[k] * v for k, v in terms.items())
     return terms
+
+
+class TaskObjective:
+    """Task distillation behind the objective contract (:mod:`protege.objectives.registry`).
+
+    Loads the classifier teacher, builds the student (:func:`~protege.objectives.pairing.build_student`)
+    and computes :func:`distillation_losses`; teacher outputs come from the live teacher or, after
+    :meth:`attach_cache`, from the teacher-output cache.
+    """
+
+    kind = "task"
+    packs = False
+    primary = "agreement"
+    pipeline_tag = "text-classification"
+    auto_class = "AutoModelForSequenceClassification"
+
+    def __init__(self, cfg):
+        from protege.models import load_classifier, load_tokenizer, problem_type_of
+        from protege.objectives.pairing import build_student
+
+        self.cfg = cfg
+        self.teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.losses.alpha_attn > 0 else None)
+        self.tokenizer = load_tokenizer(cfg.teacher)
+        self.problem_type = problem_type_of(self.teacher.config)
+        torch.manual_seed(cfg.seed)  # random-init students and new heads follow --seed
+        built = build_student(cfg, self.teacher, self.tokenizer)
+        self.student, self.extra, self.description = built.model, built.projection, built.description
+        self.layer_map = list(built.layer_map)
+        self.objective = make_objective(cfg.losses, problem_type=self.problem_type, layer_map=self.layer_map)
+        self.weights = {k: v for k, v in self.objective.weights.items() if v}
+        self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items())
+        self.cache = None
+
+    @property
+    def outputs(self) -> dict:
+        """What the forward passes must return for the loss terms."""
+        return dict(output_hidden_states=self.objective.needs_hidden_states, output_attentions=self.objective.needs_attentions)
+
+    def cache_spec(self):
+        """The teacher outputs a cache must hold for these loss terms."""
+        from protege.engine.cache import CacheSpec
+
+        o = self.objective
+        return CacheSpec.for_losses(alpha_hidden=o.alpha_hidden, alpha_attn=o.alpha_attn, alpha_embed=o.alpha_embed,
+                                    layer_map=o.layer_map)
+
+    def attach_cache(self, cache) -> None:
+        """Read teacher outputs from ``cache`` (features carry their ``index``) instead of running the teacher."""
+        self.cache = cache
+
+    def prepare(self, features: list[dict]) -> None:
+        """Nothing to precompute."""
+
+    def loss(self, student, batch: dict) -> dict:
+        """Weighted loss terms for one batch (the trainer's ``loss_fn``)."""
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
+        if self.cache is not None:
+            t_out = self.cache.outputs(batch["index"], inputs["input_ids"].shape[1], inputs["input_ids"].device)
+        else:
+            with torch.inference_mode():
+                t_out = self.teacher(**inputs, **self.outputs)
+        return distillation_losses(student(**inputs, **self.outputs), t_out, batch, self.objective, self.extra)
+
+    def eval_features(self, features: list[dict]) -> list[dict]:
+        return features
+
+    def held_out(self, model, features: list[dict], device, *, with_teacher: bool = True) -> dict:
+        """Agreement (and KL) of ``model`` with the teacher on ``features``; task metrics when they carry labels."""
+        from protege.evaluation.metrics import agreement, task_metrics
+        from protege.evaluation.predict import predict
+
+        pad = self.tokenizer.pad_token_id or 0
+        logits = predict(model, features, pad_token_id=pad, device=device)
+        out = {"agreement": agreement(logits, predict(self.teacher, features, pad_token_id=pad, device=device),
+                                      self.problem_type)} if with_teacher else {}
+        if features and "labels" in features[0]:
+            out["model"] = task_metrics(logits, [f["labels"] for f in features], self.problem_type)
+        return out
+
+    def save(self, folder) -> None:
+        """A save_pretrained classifier folder (AutoModelForSequenceClassification)."""
+        self.student.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from protege import losses
-from protege.errors import ProtegeError
-from protege.losses.attention_heads import head_mean_attention_mse
+from protege.objectives.layers import (held_out_batches, mapped_attention_loss, mapped_hidden_loss, projection_for, projector,
+                                       resolve_layer_map)
 
 __all__ = ["TinyBertObjective", "teacher_transformer_path"]
 
@@ -37,11 +37,11 @@ class TinyBertObjective:
     auto_class = "AutoModel"
 
     def __init__(self, cfg):
-        from protege.models import hidden_size, load_tokenizer, num_heads, num_layers, parse_layer_spec
+        from protege.models import load_tokenizer, num_heads, num_layers
         from protege.models.families import build_student_for, load_teacher
 
         self.cfg = cfg
-        self.weights = cfg.general_weights
+        self.weights = cfg.losses.weights
         path = teacher_transformer_path(cfg.teacher)
         attn = "eager" if self.weights["attn"] else None
         self.teacher = load_teacher(path, "encoder", attn_implementation=attn)
@@ -49,18 +49,11 @@ class TinyBertObjective:
         self.student, default_map, self.description = build_student_for(cfg, self.teacher, self.tokenizer, "encoder",
                                                                         attn_implementation=attn)
         self.student.train()
-        total, n = num_layers(self.teacher.config), num_layers(self.student.config)
-        self.layer_map = parse_layer_spec(cfg.layer_map, total) if cfg.layer_map else list(default_map)
-        if (self.weights["hidden"] or self.weights["attn"]) and len(self.layer_map) != n:
-            raise ProtegeError(f"--layer-map names {len(self.layer_map)} teacher layers but the student has {n}; "
-                               "give one per student layer")
-        hs, ht = hidden_size(self.student.config), hidden_size(self.teacher.config)
-        self.extra = None
-        if hs != ht and (self.weights["hidden"] or self.weights["embed"]):
-            if not cfg.hidden_projection:
-                raise ProtegeError(f"hidden-state losses compare widths {hs} (student) and {ht} (teacher): drop --no-hidden-projection "
-                                   "or set --alpha-hidden 0 --alpha-embed 0")
-            self.extra = losses.HiddenProjection(hs, ht, n + 1)
+        n = num_layers(self.student.config)
+        self.layer_map = resolve_layer_map(cfg.losses.layer_map, default_map, self.teacher.config, n,
+                                           needed=bool(self.weights["hidden"] or self.weights["attn"]))
+        self.extra = projection_for(self.student.config, self.teacher.config, n + 1, allowed=cfg.losses.hidden_projection,
+                                    needed=bool(self.weights["hidden"] or self.weights["embed"]))
         self.same_heads = num_heads(self.student.config) == num_heads(self.teacher.config)
         self.losses_text = ", ".join(f"{k}={v}" for k, v in self.weights.items() if v)
         if self.weights["attn"] and not self.same_heads:
@@ -69,9 +62,6 @@ class TinyBertObjective:
 
     def prepare(self, features: list[dict]) -> None:
         """Nothing to precompute."""
-
-    def _project(self, i):
-        return (lambda x: self.extra(x, i)) if self.extra is not None else None
 
     def terms(self, student, batch: dict) -> dict:
         """Unweighted TinyBERT terms for one batch."""
@@ -84,14 +74,12 @@ class TinyBertObjective:
         s = student(**inputs, **want)
         out = {}
         if self.weights["embed"]:
-            out["embed"] = losses.embedding_mse(s.hidden_states[0], t.hidden_states[0], mask=mask, projection=self._project(0))
+            out["embed"] = losses.embedding_mse(s.hidden_states[0], t.hidden_states[0], mask=mask,
+                                                projection=projector(self.extra)(0))
         if self.weights["hidden"]:
-            out["hidden"] = torch.stack([losses.hidden_mse(s.hidden_states[i + 1], t.hidden_states[j + 1], mask=mask,
-                                                           projection=self._project(i + 1))
-                                         for i, j in enumerate(self.layer_map)]).mean()
+            out["hidden"] = mapped_hidden_loss(s.hidden_states, t.hidden_states, self.layer_map, mask, projection=self.extra)
         if self.weights["attn"]:
-            fn = losses.attention_mse if self.same_heads else head_mean_attention_mse
-            out["attn"] = torch.stack([fn(s.attentions[i], t.attentions[j], mask=mask) for i, j in enumerate(self.layer_map)]).mean()
+            out["attn"] = mapped_attention_loss(s.attentions, t.attentions, self.layer_map, mask, same_heads=self.same_heads)
         return out
 
     def loss(self, student, batch: dict) -> dict:
@@ -105,21 +93,11 @@ class TinyBertObjective:
 
     def held_out(self, model, features: list[dict], device, *, with_teacher: bool = True) -> dict:
         """Mean held-out TinyBERT terms of ``model`` (lower is closer to the teacher)."""
-        from protege.data.batching import collate
-
         sums, n = {}, 0
-        was = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(features), 16):
-                    chunk = features[start:start + 16]
-                    batch = {k: v.to(device) for k, v in collate(chunk, self.tokenizer.pad_token_id or 0).items()}
-                    for k, v in self.terms(model, batch).items():
-                        sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
-                    n += len(chunk)
-        finally:
-            model.train(was)
+        for batch, size in held_out_batches(model, features, self.tokenizer.pad_token_id or 0, device):
+            for k, v in self.terms(model, batch).items():
+                sums[k] = sums.get(k, 0.0) + float(v) * size
+            n += size
         return {"model": {f"{k}_mse": v / max(n, 1) for k, v in sums.items()}}
 
     def save(self, folder) -> None:

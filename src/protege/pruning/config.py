@@ -69,7 +69,7 @@ class MagnitudeConfig(PruneTarget):
 class LotteryConfig(PruneTarget):
     """``--method imp``: iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Chen et al. 2020)."""
 
-    rounds: int = option(5, "pruning rounds; round r reaches sparsity 1 - (1 - rate)^r")
+    rounds: int = option(5, "most pruning rounds; round r reaches sparsity 1 - (1 - rate)^r, and the search stops at the first round that misses --tolerance")
     rate: float = option(0.2, "fraction of the remaining weights pruned each round")
     rewind_step: int = option(0, "rewind surviving weights to the input model (0) or to its weights after this many training steps")
     tolerance: float = option(0.01, "a subnetwork 'matches' when its metric is at least the dense model's minus this (absolute)")

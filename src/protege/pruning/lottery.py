@@ -62,7 +62,8 @@ class Ticket:
 
     ``round`` and ``sparsity`` describe the kept subnetwork (the sparsest matching one, or the
     first round when none matched: ``matching`` says which); ``rounds`` lists every round
-    tried as ``{"round", "sparsity", "metric", "matching"}``.
+    tried as ``{"round", "sparsity", "metric", "matching"}``; ``stopped_because`` says in one
+    line why the search ended (a round missed the tolerance, or ``--rounds`` ran out).
     """
 
     masks: dict[str, torch.Tensor]
@@ -72,11 +73,12 @@ class Ticket:
     matching: bool
     reference: float
     rounds: list[dict] = field(default_factory=list)
+    stopped_because: str = ""
 
 
 def find_ticket(model: nn.Module, config, *, train: Callable[[nn.Module, int], object],
                 evaluate: Callable[[nn.Module], float], reference: float,
-                rewind_to: dict[str, torch.Tensor] | None = None) -> Ticket:
+                rewind_to: dict[str, torch.Tensor] | None = None, metric_name: str = "metric") -> Ticket:
     """Iterative magnitude pruning with rewinding, stopping at the sparsest matching subnetwork.
 
     ``model`` holds the trained dense weights that the first round prunes by magnitude;
@@ -84,8 +86,9 @@ def find_ticket(model: nn.Module, config, *, train: Callable[[nn.Module, int], o
     each round. Round r prunes to sparsity ``1 - (1 - rate)^r`` (``config`` is a
     :class:`~protege.pruning.config.LotteryConfig`), rewinds, calls ``train(model, r)``, then
     ``evaluate(model)`` (higher is better). A round matches when its metric is at least
-    ``reference - tolerance``; the first round that does not ends the search. On return
-    ``model`` holds the kept subnetwork's trained weights and masks.
+    ``reference - tolerance``; the first round that does not ends the search, so
+    ``config.rounds`` is a maximum. On return ``model`` holds the kept subnetwork's trained
+    weights and masks; ``Ticket.stopped_because`` names ``metric_name`` in saying why it stopped.
     """
     theta = rewind_to if rewind_to is not None else snapshot(model)
     rounds, best = [], None
@@ -105,4 +108,14 @@ def find_ticket(model: nn.Module, config, *, train: Callable[[nn.Module, int], o
     if r != rounds[-1]["round"]:
         model.load_state_dict(state)
     return Ticket(masks=masks, round=r, sparsity=achieved, metric=metric, matching=matching, reference=reference,
-                  rounds=rounds)
+                  rounds=rounds, stopped_because=_why_stopped(rounds, config, reference, metric_name))
+
+
+def _why_stopped(rounds: list[dict], config, reference: float, metric_name: str) -> str:
+    """One line: the round that missed the tolerance, or that every round allowed by ``--rounds`` matched."""
+    last = rounds[-1]
+    if not last["matching"]:
+        return (f"stopped after round {last['round']}: {metric_name} {last['metric']:.4f} is below the reference "
+                f"{reference:.4f} - tolerance {config.tolerance:g} = {reference - config.tolerance:.4f}")
+    return (f"stopped after round {last['round']}: every round matched and --rounds {config.rounds} is the maximum; "
+            "pass more --rounds to search for a sparser ticket")

@@ -39,6 +39,21 @@ class EvaluateConfig(EvalData, Speed):
     max_probe_examples: int | None = option(None, "use only the first N probe training examples", group="general")
     eval_text: str | None = option(None, "causal/masked LMs: held-out text for perplexity, accuracy and agreement",
                                    path=True, group="general")
+    fidelity: bool = option(False, "fidelity report against --compare: flips with McNemar's test, KL/TV, calibration, "
+                                   "slices, model internals (docs/fidelity.md)", group="fidelity")
+    ood: str | None = option(None, "an out-of-distribution data set measured the same way", path=True,
+                             metavar="FILE", group="fidelity")
+    train: str | None = option(None, "training data whose token counts mark rare-word examples (cached)",
+                               path=True, metavar="FILE", group="fidelity")
+    gate: str | None = option(None, "budgets that must hold, else exit 1, e.g. "
+                                    "\"agreement>=0.95,flips_lost<=0.02,ece_delta<=0.02\"", metavar="BUDGETS", group="fidelity")
+    strict: bool = option(False, "a gate whose figure was not measured fails instead of being skipped",
+                          group="fidelity")
+    fidelity_dir: str | None = option(None, "folder for fidelity.jsonl and the plots (default: fidelity/ "
+                                            "beside --out)", metavar="DIR", group="fidelity")
+    fidelity_examples: int = option(20, "most-changed examples listed in metrics.json and the report",
+                                    group="fidelity")
+    fidelity_sample: int = option(64, "examples for CKA and attention similarity (0: skip)", group="fidelity")
 
     def _check(self):
         if not self.model:
@@ -47,6 +62,9 @@ class EvaluateConfig(EvalData, Speed):
         check_positive(self, "max_probe_examples", optional=True)
         if self.out is not None:
             check_output_file(self.out, "--out")
+        from protege.evaluation.gates import check_fidelity_options
+
+        check_fidelity_options(self)
 
     @property
     def general(self) -> bool:
@@ -107,14 +125,20 @@ def _classifier(cfg: EvaluateConfig) -> dict:
 
     from protege.data import LabelSpace, load_examples, map_labels
     from protege.evaluation import compare_models
-    from protege.models import load_classifier, load_tokenizer, problem_type_of
+    from protege.models import load_tokenizer, problem_type_of
+    from protege.recipes.common import fit_max_length
     from protege.utils.device import resolve_device
 
-    student = load_classifier(cfg.model, role="model")
+    from protege.deploy.folders import load_model  # exported folders (ONNX, int8) are measured like any classifier
+
+    student, folders = load_model(cfg.model, role="model")
+    folders = {cfg.model: folders}
     problem = problem_type_of(student.config)
+    cfg = fit_max_length(cfg, student.config)
     teacher = None
     if cfg.compare:
-        teacher = load_classifier(cfg.compare, role="teacher")
+        teacher, folders[cfg.compare] = load_model(cfg.compare, role="teacher")
+        cfg = fit_max_length(cfg, teacher.config, role="teacher")
         if problem_type_of(teacher.config) != problem or teacher.config.num_labels != student.config.num_labels:
             raise ProtegeError(f"{cfg.model} and {cfg.compare} predict different label spaces; compare a student with its own teacher")
     examples = None
@@ -125,8 +149,17 @@ def _classifier(cfg: EvaluateConfig) -> dict:
             space = LabelSpace(problem, None if problem == "regression" else dict(student.config.id2label))
             examples = map_labels(examples, space, label2id=dict(student.config.label2id or {}))
     dev = resolve_device(cfg.device)
-    entry = lambda name, m: (name, m.to(dev), load_tokenizer(name), name if Path(name).is_dir() else None)  # noqa: E731
+    entry = lambda name, m: (name, m.to(dev), load_tokenizer(str(folders[name])),  # noqa: E731
+                             str(folders[name]) if Path(str(folders[name])).is_dir() else None)
+    pair, logits = (entry(cfg.model, student), entry(cfg.compare, teacher) if teacher else None), {}
     with torch.inference_mode():
-        return compare_models(entry(cfg.model, student), entry(cfg.compare, teacher) if teacher else None, examples=examples,
-                              problem_type=problem, max_length=cfg.max_length, batch_size=cfg.batch_size, speed=cfg.speed,
-                              speed_seconds=cfg.speed_seconds, device=dev)
+        result = compare_models(*pair, examples=examples, problem_type=problem, max_length=cfg.max_length,
+                                batch_size=cfg.batch_size, speed=cfg.speed, speed_seconds=cfg.speed_seconds, device=dev,
+                                logits_out=logits)
+    from protege.evaluation.gates import fidelity_requested
+
+    if fidelity_requested(cfg):  # what the student lost: flips, calibration, slices, internals, gates
+        from protege.evaluation.fidelity import measure_fidelity
+
+        result["fidelity"] = measure_fidelity(cfg, *pair, examples, logits, problem_type=problem)
+    return result

@@ -150,6 +150,7 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
     from protege.extraction.defenses.hardening import answers_are_soft, targets_from_answers
     from protege.extraction.querylog import QueryLog
     from protege.models import load_backbone_as_classifier, load_tokenizer
+    from protege.recipes.common import fit_max_length
     from protege.objectives.task import Objective, distillation_losses
     from protege.utils.device import resolve_device
 
@@ -164,6 +165,7 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
     tokenizer = load_tokenizer(cfg.student)
     torch.manual_seed(cfg.seed)  # the new head's initialisation is part of the run: same seed, same student
     model = load_backbone_as_classifier(cfg.student, problem_type=_CLASSIFICATION, id2label=id2label)
+    cfg = fit_max_length(cfg, model.config)
     texts, pairs = make_queries(cfg.queries, cfg.budget, seed=cfg.query_seed, corpus=cfg.query_corpus, tokenizer=tokenizer,
                                 pairs=cfg.pairs, replace=cfg.pair_replace)
     ask_eval = eval_ex is not None and cfg.victim_agreement

@@ -43,7 +43,7 @@ def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
     from protege.evaluation import compare_models, primary_metric, task_eval_fn
     from protege.models import load_backbone_as_classifier, load_tokenizer
     from protege.models.loading import quiet_transformers
-    from protege.recipes.common import make_config
+    from protege.recipes.common import fit_max_length, make_config
     from protege.utils.device import resolve_device
     from protege.utils.log import log
 
@@ -59,6 +59,7 @@ def finetune(config: FinetuneConfig | None = None, **kwargs) -> dict:
         tokenizer = load_tokenizer(cfg.model)
         torch.manual_seed(cfg.seed)  # the new head's initialisation is part of the run's seed
         model = load_backbone_as_classifier(cfg.model, problem_type=space.problem_type, id2label=space.id2label)
+        cfg = fit_max_length(cfg, model.config)
         device = resolve_device(cfg.device)
         features = encode(train_ex, tokenizer, max_length=cfg.max_length)
         log(f"fine-tuning {cfg.model} on {len(train_ex)} examples ({space.problem_type}, "

@@ -16,7 +16,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from protege.errors import ProtegeError
 from protege.pruning.config import METHODS, MasksConfig, PruneConfig, StructuredConfig
@@ -26,26 +25,10 @@ __all__ = ["prune", "split_options"]
 
 def split_options(options: dict, *, source: str = "arguments") -> tuple[PruneConfig, object]:
     """Build the run config and the method's config from one flat dict of options (flags, YAML keys, kwargs)."""
-    from protege.utils.config import build_config
+    from protege.utils.config import build_config, split_options as split
 
-    method = str(options.get("method") or "magnitude")
-    if method not in METHODS:
-        raise ProtegeError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    run_fields = {f.name for f in dataclasses.fields(PruneConfig)}
-    method_fields = {f.name for f in dataclasses.fields(METHODS[method])}
-    run, own = {}, {}
-    for key, value in options.items():
-        if key in method_fields:
-            own[key] = value
-        elif key in run_fields:
-            run[key] = value
-        else:
-            owners = [m for m, cls in METHODS.items() if key in {f.name for f in dataclasses.fields(cls)}]
-            flag = "--" + key.replace("_", "-")
-            if owners:
-                raise ProtegeError(f"{flag} applies to --method {' / '.join(owners)}, not {method}; drop it or change --method")
-            raise ProtegeError(f"unknown option '{key}' in {source}; see protege prune --help")
-    return build_config(PruneConfig, run, source=source), build_config(METHODS[method], own, source=source)
+    method, run, own = split(options, PruneConfig, METHODS, choice="method", default="magnitude", source=source, verb="prune")
+    return build_config(PruneConfig, run, source=source, verb="prune"), build_config(METHODS[method], own, source=source)
 
 
 def _log(msg: str) -> None:
@@ -106,6 +89,8 @@ class _Run:
         return result
 
     def _loss_fn(self, model, layer_map):
+        import torch
+
         from protege.models import num_layers
         from protege.objectives.task import Objective, distillation_losses
 
@@ -179,11 +164,13 @@ def _prepare(cfg: PruneConfig, mcfg) -> _Run:
     from protege.objectives.pairing import map_to_teacher_labels
     from protege.evaluation.metrics import primary_metric
     from protege.models import load_tokenizer, problem_type_of
+    from protege.recipes.common import fit_max_length
     from protege.pruning.magnitude import load_masks, prunable_weights
     from protege.pruning.schedule import GradualSchedule, planned_steps
     from protege.pruning.structured import check_structured
 
     dense = _load_dense(cfg.model)
+    cfg = fit_max_length(cfg, dense.config)
     tokenizer = load_tokenizer(cfg.model)
     problem = problem_type_of(dense.config)
     run = _Run(cfg, mcfg, dense, tokenizer, problem, primary_metric(problem))
@@ -294,8 +281,10 @@ def _imp(run: _Run):
         _clean(rounds_dir / f"round-{r}")
 
     ticket = find_ticket(model, mcfg, train=train_round, evaluate=lambda m: run.eval_fn(m)[run.primary],
-                         reference=reference, rewind_to=theta)
+                         reference=reference, rewind_to=theta, metric_name=run.primary)
+    _log(ticket.stopped_because)
     lottery = {"reference": reference, "tolerance": mcfg.tolerance, "rewind_step": mcfg.rewind_step, "rounds": ticket.rounds,
+               "stopped_because": ticket.stopped_because,
                "ticket": {"round": ticket.round, "sparsity": ticket.sparsity, "metric": ticket.metric, "matching": ticket.matching}}
     if mcfg.controls:
         start = theta or snapshot(run.dense)
@@ -358,6 +347,8 @@ def _finish(run: _Run, stage, model, extra: dict) -> dict:
                   if heads else "transformers AutoModelForSequenceClassification.from_pretrained")
 
     def measure():
+        import torch
+
         with torch.inference_mode():
             metrics = compare_models((cfg.out, model, run.tokenizer, stage.path), (cfg.model, run.dense, run.tokenizer, dense_folder),
                                      examples=run.eval_ex, problem_type=run.problem, max_length=cfg.max_length,

@@ -10,6 +10,7 @@ from protege.utils.io import write_atomic
 from protege.errors import ProtegeError
 from protege.utils.io import write_json_atomic
 from protege.reporting.collect import collect_runs, teacher_folder
+from protege.reporting.fidelity import fidelity_section
 from protege.reporting.html import render_html
 from protege.reporting.plots import make_plots, require_matplotlib
 from protege.reporting.remeasure import remeasure as retime
@@ -20,7 +21,7 @@ from protege.reporting.text import format_markdown, format_text
 __all__ = ["report", "Report"]
 
 # files a report writes; an earlier report's plots that are not rewritten are removed
-_PLOT_PATTERNS = ("quality-vs-*.png", "curves-*.png", "sparsity.png", "extraction.png")
+_PLOT_PATTERNS = ("quality-vs-*.png", "curves-*.png", "sparsity.png", "extraction.png", "fidelity-*.png")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,7 @@ def report(runs, *, out, sort: str | None = None, remeasure: bool = False, speed
     if sort is not None:
         sort_rows(table, sort)
     figures = make_plots(table) if plots else []
+    fidelity = fidelity_section(found, plots=plots)  # what each student lost, from metrics.json["fidelity"]
 
     from protege import __version__
 
@@ -90,14 +92,14 @@ def report(runs, *, out, sort: str | None = None, remeasure: bool = False, speed
         meta += f" · {len(skipped)} skipped"
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for fig in figures:
+    for fig in figures + fidelity.plots:
         files.append(write_atomic(out / fig.file, fig.png))
-    files.append(write_atomic(out / "report.md", format_markdown(table, title=title, plots=figures).encode()))
+    files.append(write_atomic(out / "report.md", format_markdown(table, title=title, plots=figures + fidelity.plots).encode()))
     write_json_atomic(out / "report.json", {"columns": [{"key": c.key, "label": c.label} for c in table.columns],
                                             "rows": [{c.key: r.get(c.key) for c in table.columns} for r in table.rows],
                                             "notes": table.notes, "skipped": [list(s) for s in skipped]})
     files.append(out / "report.json")
-    html = render_html(table, title=title, plots=figures, skipped=skipped, meta=meta)
+    html = render_html(table, title=title, plots=figures, skipped=skipped, meta=meta, sections=[fidelity.html])
     files.append(write_atomic(out / "index.html", html.encode()))
     written = {f.name for f in files}
     for pattern in _PLOT_PATTERNS:

@@ -7,18 +7,20 @@ A *run* is a folder with a ``metrics.json`` (every protege verb writes one) and 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from protege.errors import ProtegeError
 
-__all__ = ["Run", "collect_runs", "read_run", "teacher_of", "teacher_ref", "teacher_folder"]
+__all__ = ["Run", "collect_runs", "read_run", "teacher_of", "teacher_ref", "teacher_folder", "eval_fingerprint_of",
+           "eval_sets", "timing_noise", "NOISY_TIMING"]
 
 METRICS = "metrics.json"
 LOG = "train_log.jsonl"
 # the sections of the metrics layout that must be objects when present
-_SECTIONS = ("eval", "size", "speed", "teacher", "ratios", "training", "config")
+_SECTIONS = ("eval", "size", "speed", "teacher", "ratios", "training", "config", "fidelity")
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,44 @@ def teacher_folder(run: Run, runs: list[Run]) -> Path | None:
         return teacher.folder
     ref = teacher_ref(run.metrics)
     return next((c for c in _candidates(ref, run) if c.is_dir()), None) if ref else None
+
+
+# --- what the recorded numbers can be compared with -----------------------------------------
+
+NOISY_TIMING = 0.10  # a timing whose repeated rounds vary more than this (coefficient of variation) is not trusted
+
+
+def eval_fingerprint_of(metrics: dict) -> str | None:
+    """The fingerprint of the rows a run was scored on (``eval.fingerprint``), or None for runs made before it was recorded."""
+    ev = metrics.get("eval")
+    fp = ev.get("fingerprint") if isinstance(ev, dict) else None
+    return fp if isinstance(fp, str) and fp else None
+
+
+def eval_sets(runs: list[Run]) -> dict[str, str]:
+    """``{run name: letter}`` when the runs were scored on different rows (their fingerprints differ), else ``{}``.
+
+    The same file name can hide different rows (the file changed, ``--max-eval-examples``
+    differed), so the fingerprint, not the name, decides. Runs without one are left out.
+    """
+    letters: dict[str, str] = {}
+    for r in runs:
+        fp = eval_fingerprint_of(r.metrics)
+        if fp:
+            letters.setdefault(fp, chr(ord("A") + len(letters)))
+    if len(letters) < 2:
+        return {}
+    return {r.name: letters[fp] for r in runs if (fp := eval_fingerprint_of(r.metrics))}
+
+
+def timing_noise(speed: dict) -> float | None:
+    """How much a timing's repeated rounds varied: the larger coefficient of variation of its latency and
+    throughput (``latency_cv``, ``throughput_cv`` from :mod:`protege.evaluation.speed`), or None if not recorded."""
+    if not isinstance(speed, dict):
+        return None
+    values = [speed.get(k) for k in ("latency_cv", "throughput_cv")]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return max(values) if values else None
 
 
 # --- helpers --------------------------------------------------------------------------------

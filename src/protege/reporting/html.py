@@ -34,6 +34,7 @@ ul.notes li { margin: 3px 0; } ul.skipped li { color: var(--accent); }
 .plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 600px), 1fr)); gap: 20px; }
 figure { margin: 0; padding: 10px; border: 1px solid var(--line); border-radius: 6px; }
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+details { margin: 10px 0; } summary { cursor: pointer; color: var(--muted); }
 """
 
 _SCRIPT = """
@@ -58,8 +59,10 @@ for (const th of document.querySelectorAll("table.runs th")) {
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-def render_html(table: Table, *, title: str = "protege report", plots=(), skipped=(), meta: str = "") -> str:
-    """The report page as one HTML string (``plots`` are :class:`~protege.reporting.plots.Plot`)."""
+def render_html(table: Table, *, title: str = "protege report", plots=(), skipped=(), meta: str = "",
+                sections=()) -> str:
+    """The report page as one HTML string (``plots`` are :class:`~protege.reporting.plots.Plot`; ``sections``
+    are HTML blocks placed after the plots, e.g. the fidelity section)."""
     out = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -80,6 +83,7 @@ def render_html(table: Table, *, title: str = "protege report", plots=(), skippe
             out.append(f'<figure id="{escape(p.file)}"><img src="data:image/png;base64,{data}" alt="{escape(p.title)}">'
                        f"<figcaption>{escape(p.caption)}</figcaption></figure>")
         out.append("</div>")
+    out += [s for s in sections if s]
     out.append(f"<script>{_SCRIPT}</script></body></html>")
     return "\n".join(out) + "\n"
 

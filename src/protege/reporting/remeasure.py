@@ -31,6 +31,7 @@ def remeasure(folders, *, texts: list[str], max_length: int, speed_seconds: floa
     the whole call takes about ``len(folders) * speed_seconds``). Returns ``(timings, problems)``:
     timings keyed by resolved folder, and one line for each folder that could not be loaded.
     """
+    from protege.deploy.folders import is_exported, load_exported
     from protege.evaluation.speed import compare_speed
     from protege.models import load_classifier, load_tokenizer
     from protege.models.loading import quiet_transformers
@@ -39,7 +40,11 @@ def remeasure(folders, *, texts: list[str], max_length: int, speed_seconds: floa
     models, problems = {}, []
     for folder in dict.fromkeys(Path(f).resolve() for f in folders):
         try:
-            models[folder] = (load_classifier(str(folder), role="model"), load_tokenizer(str(folder)))
+            if is_exported(folder):  # an export folder: its (recommended) variant, in its own runtime
+                model, where = load_exported(folder)
+                models[folder] = (model, load_tokenizer(str(where)))
+            else:
+                models[folder] = (load_classifier(str(folder), role="model"), load_tokenizer(str(folder)))
         except ProtegeError as err:
             problems.append(f"{folder}: not re-timed ({err})")
     if not models:

@@ -3,7 +3,8 @@
 Quality ratios use the teacher's numbers from the run's own metrics.json when it has them (same
 data, same session), else the teacher run's, and only when both were scored on the same data.
 Latency is labelled with where it was measured (a letter per machine and setting); a speedup
-is computed only from timings made under the same setting.
+is computed only from timings made under the same setting. Runs scored on different rows (their
+evaluation fingerprints differ) and timings too noisy to trust are flagged.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from protege.errors import ProtegeError
 from protege.evaluation.metrics import LOWER_IS_BETTER, TASK_KEYS
 from protege.utils.fmt import fmt_count, fmt_num, num
-from protege.reporting.collect import Run, teacher_of, teacher_ref
+from protege.reporting.collect import NOISY_TIMING, Run, eval_fingerprint_of, eval_sets, teacher_of, teacher_ref, timing_noise
 
 __all__ = ["Column", "Table", "build_table", "sort_rows", "cell", "speed_setting", "primary_of"]
 
@@ -42,7 +43,8 @@ class Table:
     primary: str
 
 
-_BEFORE = [Column("run", "run"), Column("teacher", "teacher"), Column("method", "method")]
+_BEFORE = [Column("run", "run"), Column("teacher", "teacher"), Column("method", "method"), Column("runtime", "runtime"),
+           Column("precision", "precision")]
 _AFTER = [
     Column("agreement", "agreement", "metric", "high"),
     Column("pearson_to_teacher", "pearson to teacher", "metric", "high"),
@@ -109,6 +111,7 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         if _has_speed(speeds[r.name]):
             sessions.setdefault(speed_setting(speeds[r.name]), chr(ord("A") + len(sessions)))
     sources = {_source(r.metrics) for r in runs} - {None}
+    sets = eval_sets(ordered)  # rows that differ even under one file name; teachers get the first letters
 
     rows = []
     for run in ordered:
@@ -116,7 +119,9 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         speed = speeds[run.name]
         flat = {**_part(_part(m, "eval"), "metrics"), **_part(_part(m, "eval"), "agreement"), **_part(m, "size")}
         row = {"_run": run, "_source": _source(m), "run": run.name, "method": _method(m),
-               "teacher": teacher.name if teacher else _short(teacher_ref(m))}
+               "teacher": teacher.name if teacher else _short(teacher_ref(m)),
+               "runtime": m.get("runtime") if isinstance(m.get("runtime"), str) else None,
+               "precision": m.get("precision") if isinstance(m.get("precision"), str) else None}
         row.update({k: num(v) for k, v in flat.items() if num(v) is not None})
         disk = num(flat.get("disk_bytes"))
         row["disk_mb"] = disk / 1e6 if disk is not None else None
@@ -126,19 +131,28 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         row["remaining_parameters"] = num(_part(m, "pruning").get("remaining_parameters"))
         row.update(sparsity=_sparsity(m), train_time=num(_part(m, "training").get("seconds")),
                    data=_train_data(m), settings=key_settings(m))
-        if len(sources) > 1:
-            row["eval_data"] = _short(_source(m))
+        if len(sources) > 1 or sets:
+            tag = f"[set {sets[run.name]}]" if run.name in sets else None
+            row["eval_data"] = " ".join(x for x in (_short(_source(m)), tag) if x) or None
+        noise = timing_noise(speed)
+        if noise is not None and noise > NOISY_TIMING:
+            notes.append(f"{run.name}: timings too noisy to trust (repeated rounds varied {noise:.0%}, over "
+                         f"{NOISY_TIMING:.0%}); re-time on an idle machine or with more --speed-seconds")
         ref_speed = None
         if timings is not None:
             ref_speed = timings.get(_key((teacher_folders or {}).get(run.name)))
         row.update(_against_teacher(run, teacher, {**flat, **speed}, ref_speed, timings is not None, notes))
         rows.append(row)
 
+    if any(r.get("runtime") for r in rows):  # exported runs beside PyTorch ones: say what each ran in
+        for r in rows:
+            r["runtime"], r["precision"] = r.get("runtime") or "pytorch", r.get("precision") or "fp32"
     columns = [c for c in all_columns(runs) if c.key == "run" or any(r.get(c.key) is not None for r in rows)]
     notes[:0] = _speed_notes(sessions, timings is not None)
-    if len(sources) > 1:
-        notes.insert(0, f"Quality was measured on {len(sources)} different data sets (see 'eval data'): compare task "
-                        "metrics only between runs scored on the same data.")
+    if len(sources) > 1 or sets:
+        notes.insert(0, f"Quality was measured on {max(len(sources), len(set(sets.values())))} different data sets (see "
+                        "'eval data'; [set X] tells apart different rows under one name): compare task metrics only "
+                        "between runs scored on the same data.")
     elif sources:
         n = {_part(r.metrics, "eval").get("n") for r in runs} - {None}
         notes.insert(0, f"Quality on {next(iter(sources))}" + (f" ({n.pop()} examples)." if len(n) == 1 else "."))
@@ -250,10 +264,13 @@ def _against_teacher(run, teacher, own: dict, ref_speed, remeasured: bool, notes
     recorded = _part(m, "teacher")
     ref_quality = _part(_part(recorded, "eval"), "metrics")
     if not ref_quality and teacher is not None:
-        if _same(_source(m), _source(teacher.metrics)):
+        fps = eval_fingerprint_of(m), eval_fingerprint_of(teacher.metrics)
+        same = fps[0] == fps[1] if all(fps) else _same(_source(m), _source(teacher.metrics))
+        if same:
             ref_quality = _part(teacher.metrics.get("eval") or {}, "metrics")
         elif _source(m) and _source(teacher.metrics):
-            notes.append(f"{run.name}: no retention, it and its teacher were scored on different data")
+            notes.append(f"{run.name}: no retention, it and its teacher were scored on different data"
+                         + (" (same name, different rows)" if _same(_source(m), _source(teacher.metrics)) else ""))
     if not remeasured:
         ref_speed = _part(recorded, "speed")  # timed with the run, interleaved: the honest pair
         if not _has_speed(ref_speed) and teacher is not None and _has_speed(_part(teacher.metrics, "speed")):

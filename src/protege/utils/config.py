@@ -19,7 +19,7 @@ from typing import Any
 
 from protege.errors import ProtegeError
 
-__all__ = ["option", "Section", "check_positive", "check_number", "check_choice", "flag", "load_recipe", "build_config",
+__all__ = ["option", "Section", "split_options", "given_options", "check_positive", "check_number", "check_choice", "flag", "load_recipe", "build_config",
            "coerce", "field_kind", "TRAINER_NAMES"]
 
 # common transformers.TrainingArguments names -> ours, for a "did you mean"
@@ -78,9 +78,9 @@ def check_number(cfg, name: str, *, low: float | None = None, high: float | None
     if not ok:
         lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
         hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-        where = (f"in {lo}, {hi}" if lo and hi else f"{'>' if low_open else '>='} {low:g}" if lo
+        where = (f"a number in {lo}, {hi}" if lo and hi else f"{'>' if low_open else '>='} {low:g}" if lo
                  else f"{'<' if high_open else '<='} {high:g}")
-        raise ProtegeError(f"{flag(name)} must be a finite number {where}, got {value!r}")
+        raise ProtegeError(f"{flag(name)} must be {where}, got {value!r}")
 
 
 def check_choice(cfg, name: str, choices) -> None:
@@ -129,14 +129,55 @@ def build_config(cls, values: dict[str, Any], *, source: str = "arguments", verb
         if hint in fields:
             raise ProtegeError(f"unknown option '{key}' in {source}; did you mean '{hint}' ({flag(hint)})?")
         raise ProtegeError(f"unknown option '{key}' in {source}; see protege {verb} --help")
-    return cls(**{name: coerce(name, value, fields[name], source) for name, value in values.items()})
+    cfg = cls(**{name: coerce(name, value, fields[name], source) for name, value in values.items()})
+    object.__setattr__(cfg, "_protege_given", frozenset(values))  # which options the user chose (see given_options)
+    return cfg
+
+
+def given_options(cfg) -> frozenset | None:
+    """The option names given when ``cfg`` was built by :func:`build_config` (None for a config built directly)."""
+    return getattr(cfg, "_protege_given", None)
+
+
+def split_options(options: dict, run_cls, table: dict, *, choice: str, default: str, source: str = "arguments",
+                  verb: str | None = None) -> tuple[str, dict, dict]:
+    """Split one flat dict of options into the run's and the chosen variant's: ``(chosen, run values, own values)``.
+
+    ``table`` maps a ``--choice`` value (a pruning method, an objective) to its config class; an
+    option that belongs to another variant is refused by name, an unknown one with "see --help".
+    """
+    chosen = str(options.get(choice) or default)
+    if chosen not in table:
+        raise ProtegeError(f"{flag(choice)} must be one of {', '.join(table)}, got {chosen!r}")
+    run_fields = {f.name for f in dataclasses.fields(run_cls) if not f.metadata.get("object")}
+    own_fields = {f.name for f in dataclasses.fields(table[chosen])}
+    run, own = {}, {}
+    for key, value in options.items():
+        if key in own_fields:
+            own[key] = value
+        elif key in run_fields:
+            run[key] = value
+        else:
+            owners = [name for name, cls in table.items() if key in {f.name for f in dataclasses.fields(cls)}]
+            if owners:
+                raise ProtegeError(f"{flag(key)} applies to {flag(choice)} {' / '.join(owners)}; it does not apply to "
+                                   f"{flag(choice)} {chosen}: drop it or change {flag(choice)}")
+            build_config(run_cls, {key: value}, source=source, verb=verb)  # raises the unknown-option error
+    return chosen, run, own
 
 
 def coerce(name: str, value, f: dataclasses.Field, source: str = "arguments"):
     """``value`` as the field's type, strictly: no bools as numbers, no fractional counts, no lists as text."""
     if value is None:
         return None
+    if f.metadata.get("object"):  # a nested config object (e.g. an objective's options), checked by its owner
+        return value
     kind = field_kind(f)
+    if f.metadata.get("many"):  # a list of texts (paths): one value or several
+        values = [value] if isinstance(value, (str, os.PathLike)) else value
+        if not isinstance(values, (list, tuple)) or not all(isinstance(v, (str, os.PathLike)) for v in values):
+            raise ProtegeError(f"{flag(name)} in {source}: expected one or more paths, got {value!r}")
+        return tuple(os.fspath(v) for v in values)
     try:
         if kind == "bool":
             if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):

@@ -98,12 +98,13 @@ def verify_watermark(suspect, log, *, key: str, fraction: float = DEFAULT_FRACTI
     wm = Watermark(key, fraction)
     if not 0 < alpha < 1:
         raise ProtegeError(f"--alpha must be in (0, 1), got {alpha}")
-    records = _records(log)
+    records, where = _records(log)
     predict, name, labels = _suspect(suspect, max_length=max_length, batch_size=batch_size)
     n_classes = num_labels or (len(labels) if labels else _num_labels(records))
+    _check_labels(records, n_classes, name, where)
     marked, controls = [], []
     for r in records:
-        text, pair, served = r["text"], r.get("text_pair"), int(r["answer"]["label"])
+        text, pair, served = r["text"], r.get("text_pair"), r["answer"]["label"]
         if wm.selects(text, pair):
             marked.append((text, pair, served))
         else:
@@ -130,16 +131,58 @@ def _matches(predict, rows) -> tuple[int, int]:
     return int(np.sum(predicted == np.asarray([y for _, _, y in rows]))), len(rows)
 
 
-def _records(log) -> list[dict]:
+def _records(log) -> tuple[list[dict], str]:
+    """``(records, where)``: the log's records, each checked to hold what the test reads (a text, maybe a
+    pair, a served label id), and how to name the log in messages."""
     from protege.extraction.querylog import QueryLog
 
     if isinstance(log, (str, Path)):
         if not Path(log).is_file():
             raise ProtegeError(f"{log}: no such query log; pass the JSONL log of served answers")
-        return QueryLog(log, readonly=True).records()
-    if isinstance(log, QueryLog):
-        return log.records()
-    return list(log)
+        records, where = QueryLog(log, readonly=True).records(), str(log)
+    elif isinstance(log, QueryLog):
+        records, where = log.records(), str(log.path)
+    else:
+        records, where = list(log), "the query log"
+    if not records:
+        raise ProtegeError(f"{where} holds no answered queries; pass the log of a server that answered some")
+    for i, r in enumerate(records, start=1):
+        problem = _record_problem(r)
+        if problem:
+            raise ProtegeError(f"{where}: record {i} {problem}; pass a log of served answers "
+                               "(serve --answer-log, or the client's --query-log)")
+    return records, where
+
+
+def _record_problem(r) -> str | None:
+    """What is wrong with one log record, or None."""
+    if not isinstance(r, dict):
+        return f"is a JSON {type(r).__name__}, not an object"
+    if not isinstance(r.get("text"), str):
+        return "has no 'text' string" if "text" not in r else "has a 'text' that is not a string"
+    if r.get("text_pair") is not None and not isinstance(r["text_pair"], str):
+        return "has a 'text_pair' that is not a string"
+    answer = r.get("answer")
+    if not isinstance(answer, dict):
+        return "has no 'answer' object" if answer is None else "has an 'answer' that is not an object"
+    label = answer.get("label")
+    if isinstance(label, bool) or not isinstance(label, int):
+        return "has no answer 'label'" if label is None else f"has an answer label {label!r} that is not a class id"
+    probs = answer.get("probs")
+    if probs is not None and (not isinstance(probs, list) or not all(isinstance(p, (int, float)) for p in probs)):
+        return "has answer 'probs' that are not a list of numbers"
+    return None
+
+
+def _check_labels(records, n_classes: int, suspect: str, where: str) -> None:
+    """Refuse served labels the suspect cannot predict: the log is not from a server of the suspect's task,
+    and a verdict on it would mean nothing."""
+    for i, r in enumerate(records, start=1):
+        label = r["answer"]["label"]
+        if not 0 <= label < n_classes:
+            raise ProtegeError(f"{where}: record {i} has served label {label}, outside the suspect's {n_classes} classes "
+                               f"(0..{n_classes - 1}); the log is not from a server of {suspect}'s task: pass the "
+                               "answers served for this task")
 
 
 def _suspect(suspect, *, max_length: int, batch_size: int):
@@ -160,4 +203,4 @@ def _num_labels(records) -> int:
     for r in records:
         if "probs" in r["answer"]:
             return len(r["answer"]["probs"])
-    return max(2, 1 + max(int(r["answer"]["label"]) for r in records))
+    return max(2, 1 + max(r["answer"]["label"] for r in records))

@@ -9,10 +9,8 @@ General objectives (mlm, tinybert, embedding, clm) take the same path in
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-import torch
 
 from protege.recipes.distill.config import CacheConfig, DistillConfig
 
@@ -95,9 +93,11 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
     (the CLI flags of ``protege distill``). Returns the metrics written to ``out/metrics.json``,
     with the teacher side by side.
     """
-    from protege.recipes.common import make_config
+    from protege.recipes.distill.config import build_distill_config
 
-    cfg = make_config(DistillConfig, config, kwargs)
+    if config is not None and kwargs:
+        raise TypeError("pass either a config object or keyword arguments, not both")
+    cfg = config if config is not None else build_distill_config(kwargs)
     if cfg.objective != "task":  # general distillation: mlm, tinybert, embedding, clm
         from protege.recipes.distill.general import distill_general
 
@@ -111,27 +111,34 @@ def distill(config: DistillConfig | None = None, **kwargs) -> dict:
         return _distill_task(cfg, stage)
 
 
+def _fit_lengths(cfg, objective):
+    """``cfg`` with a ``max_length`` both the teacher and the student can read (and the objective told)."""
+    from protege.recipes.common import fit_max_length
+
+    for role, model in (("teacher", objective.teacher), ("student", objective.student)):
+        config = getattr(getattr(model, "transformer", model), "config", None)  # a SentenceEncoder wraps its transformer
+        if config is not None:
+            cfg = fit_max_length(cfg, config, role=role)
+    objective.cfg = cfg
+    return cfg
+
+
 def _distill_task(cfg: DistillConfig, stage) -> dict:
     from protege.data import encode, load_run_data
     from protege.engine import finish_run, train
-    from protege.engine.cache import CacheSpec
     from protege.evaluation import compare_models, primary_metric, task_eval_fn
     from protege.evaluation.predict import predict
-    from protege.models import load_classifier, load_tokenizer, problem_type_of
-    from protege.objectives.pairing import build_student, map_to_teacher_labels
-    from protege.objectives.task import distillation_losses, make_objective
+    from protege.objectives.pairing import map_to_teacher_labels
+    from protege.objectives.registry import build_objective
     from protege.utils.device import resolve_device
     from protege.utils.log import log
 
-    teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.alpha_attn > 0 else None)
-    tokenizer = load_tokenizer(cfg.teacher)
-    problem = problem_type_of(teacher.config)
-    train_ex, eval_ex = load_run_data(cfg, labels_required=cfg.alpha_ce > 0)
+    objective = build_objective(cfg)
+    cfg = _fit_lengths(cfg, objective)
+    teacher, tokenizer, problem = objective.teacher, objective.tokenizer, objective.problem_type
+    train_ex, eval_ex = load_run_data(cfg, labels_required=cfg.losses.alpha_ce > 0)
     train_ex = map_to_teacher_labels(train_ex, teacher.config)
     eval_ex = map_to_teacher_labels(eval_ex, teacher.config) if eval_ex is not None else None
-    torch.manual_seed(cfg.seed)  # random-init students and new heads follow --seed
-    built = build_student(cfg, teacher, tokenizer)
-    objective = make_objective(cfg, problem_type=problem, layer_map=built.layer_map)
     device = resolve_device(cfg.device)
     teacher.to(device).requires_grad_(False)
     features = encode(train_ex, tokenizer, max_length=cfg.max_length)
@@ -139,33 +146,17 @@ def _distill_task(cfg: DistillConfig, stage) -> dict:
     if eval_ex is not None:
         eval_features = encode(eval_ex, tokenizer, max_length=cfg.max_length)
         teacher_eval_logits = predict(teacher, eval_features, pad_token_id=tokenizer.pad_token_id or 0, device=device)
-    log(f"distilling {cfg.teacher} ({teacher.config.num_hidden_layers} layers) into {built.description} "
-        f"on {len(train_ex)} examples on {device}; losses: "
-        + ", ".join(f"{k}={getattr(cfg, 'alpha_' + k)}" for k in ("kd", "ce", "mse", "hidden", "attn", "embed") if getattr(cfg, "alpha_" + k)))
-    outputs = dict(output_hidden_states=objective.needs_hidden_states, output_attentions=objective.needs_attentions)
+    log(f"distilling {cfg.teacher} ({teacher.config.num_hidden_layers} layers) into {objective.description} "
+        f"on {len(train_ex)} examples on {device}; losses: {objective.losses_text}")
     stage.begin()
-    cache = None
     if cfg.cache_teacher:
-        spec = CacheSpec.for_losses(alpha_hidden=objective.alpha_hidden, alpha_attn=objective.alpha_attn,
-                                    alpha_embed=objective.alpha_embed, layer_map=objective.layer_map)
-        cache = _teacher_cache(cfg.cache_teacher, teacher, features, spec, tokenizer, device, budget_gb=cfg.cache_budget,
-                               progress=cfg.progress)
-
-    def loss_fn(student, batch):
-        inputs = {k: v for k, v in batch.items() if k not in ("labels", "index")}
-        if cache is not None:
-            t_out = cache.outputs(batch["index"], inputs["input_ids"].shape[1], device)
-        else:
-            with torch.inference_mode():
-                t_out = teacher(**inputs, **outputs)
-        s_out = student(**inputs, **outputs)
-        return distillation_losses(s_out, t_out, batch, objective, built.projection)
-
+        objective.attach_cache(_teacher_cache(cfg.cache_teacher, teacher, features, objective.cache_spec(), tokenizer, device,
+                                              budget_gb=cfg.cache_budget, progress=cfg.progress))
     eval_fn = task_eval_fn(eval_ex, tokenizer, problem, cfg.max_length, device, teacher_eval_logits) if eval_ex is not None else None
-    result = train(built.model, features, settings=cfg, loss_fn=loss_fn, work_dir=stage.path,
+    result = train(objective.student, features, settings=cfg, loss_fn=objective.loss, work_dir=stage.path,
                    pad_token_id=tokenizer.pad_token_id or 0, eval_fn=eval_fn, primary=primary_metric(problem),
-                   extra_modules=built.projection, device=device)
-    if hasattr(teacher, "set_attn_implementation") and cfg.alpha_attn > 0:
+                   extra_modules=objective.extra, device=device)
+    if hasattr(teacher, "set_attn_implementation") and cfg.losses.alpha_attn > 0:
         try:
             teacher.set_attn_implementation("sdpa")
         except (ValueError, ImportError):
@@ -173,11 +164,13 @@ def _distill_task(cfg: DistillConfig, stage) -> dict:
     teacher_folder = cfg.teacher if Path(cfg.teacher).is_dir() else None
 
     def measure():
+        import torch
+
         with torch.inference_mode():
-            return compare_models((cfg.out, built.model, tokenizer, stage.path), (cfg.teacher, teacher, tokenizer, teacher_folder),
+            return compare_models((cfg.out, objective.student, tokenizer, stage.path), (cfg.teacher, teacher, tokenizer, teacher_folder),
                                   examples=eval_ex, problem_type=problem, device=device, teacher_logits=teacher_eval_logits,
                                   speed=cfg.speed, speed_seconds=cfg.speed_seconds, max_length=cfg.max_length)
 
-    student = {"kind": cfg.student_kind, "description": built.description, "layer_map": list(built.layer_map)}
-    return finish_run(stage, cfg.out, method="distill", model=built.model, tokenizer=tokenizer, measure=measure,
-                      result=result, config=dataclasses.asdict(cfg), extra={"student": student})
+    student = {"kind": cfg.student_kind, "description": objective.description, "layer_map": list(objective.layer_map)}
+    return finish_run(stage, cfg.out, method="distill", model=objective.student, tokenizer=tokenizer, measure=measure,
+                      result=result, config=cfg.settings(), extra={"student": student})

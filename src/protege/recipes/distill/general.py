@@ -7,43 +7,28 @@ teacher, student, text, evaluation files) before writing anything, read the tran
 teacher and student side by side (held-out text, STS / probe for embeddings, size, CPU speed)
 and move the finished folder into place.
 
-The objective classes (:mod:`~protege.objectives.mlm`, :mod:`~protege.objectives.tinybert`,
-:mod:`~protege.objectives.embedding`, :mod:`~protege.objectives.clm`) share no base class; each has
-``teacher``, ``tokenizer``, ``student``, ``extra`` (projections), ``layer_map``,
-``description``, ``packs``, ``primary`` and the methods ``prepare``, ``loss``,
-``eval_features``, ``held_out`` and ``save``.
+The objective classes are found in one table (:mod:`protege.objectives.registry`) and share no
+base class, only the contract written there.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-import torch
 
 from protege.errors import ProtegeError
 
-__all__ = ["OBJECTIVE_CLASSES", "distill_general", "transfer_text", "make_objective"]
+__all__ = ["distill_general", "transfer_text", "make_objective"]
 
 HOLDOUT_SHARE, HOLDOUT_MAX, HOLDOUT_MIN_LINES = 20, 1000, 40  # 1/20 of the lines, at most 1000, from 40 lines on
 SPEED_TEXTS = 64
 
 
-def _classes():
-    from protege.objectives.clm import CausalLMObjective
-    from protege.objectives.embedding import EmbeddingObjective
-    from protege.objectives.mlm import MaskedLMObjective
-    from protege.objectives.tinybert import TinyBertObjective
-
-    return {"mlm": MaskedLMObjective, "tinybert": TinyBertObjective, "embedding": EmbeddingObjective, "clm": CausalLMObjective}
-
-
-OBJECTIVE_CLASSES = ("mlm", "tinybert", "embedding", "clm")
-
-
 def make_objective(cfg):
-    """The objective object for ``cfg.objective`` (loads the teacher and builds the student)."""
-    return _classes()[cfg.objective](cfg)
+    """The objective object for ``cfg.objective`` (from the table in :mod:`protege.objectives.registry`)."""
+    from protege.objectives.registry import build_objective
+
+    return build_objective(cfg)
 
 
 def transfer_text(cfg, tokenizer) -> tuple[list[str], str]:
@@ -106,23 +91,25 @@ def distill_general(cfg) -> dict:
     from protege.models.loading import quiet_transformers
 
     quiet_transformers()
-    stage = plan_stage(cfg, inputs=[cfg.teacher, cfg.train_text, cfg.random_corpus, cfg.eval_text, cfg.sts, cfg.probe_train,
-                                    cfg.probe_eval, cfg.student])
+    o = cfg.losses
+    stage = plan_stage(cfg, inputs=[cfg.teacher, cfg.train_text, cfg.random_corpus, cfg.eval_text, getattr(o, "sts", None),
+                                    getattr(o, "probe_train", None), getattr(o, "probe_eval", None), cfg.student])
     with stage.guard():
         return _run(cfg, stage)
 
 
 def _run(cfg, stage) -> dict:
+    from protege.recipes.distill.api import _fit_lengths
     from protege.engine import train
     from protege.utils.device import resolve_device
     from protege.utils.log import log
 
     objective = make_objective(cfg)
-    _check_length(cfg.max_length, getattr(objective.teacher, "transformer", objective.teacher))  # a SentenceEncoder's transformer
+    cfg = _fit_lengths(cfg, objective)  # packed sequences must fit both models' positions
     tokenizer = objective.tokenizer
     lines, source = transfer_text(cfg, tokenizer)
     train_lines, eval_lines, eval_source = _held_out(cfg, lines)
-    pack = objective.packs if cfg.pack is None else cfg.pack
+    pack = cfg.losses.pack
     features = _features(train_lines, tokenizer, pack=pack, max_length=cfg.max_length)
     if not features:
         raise ProtegeError(f"{source}: no training sequences after tokenisation; pass more text")
@@ -146,20 +133,8 @@ def _run(cfg, stage) -> dict:
     result = train(objective.student, features, settings=cfg, loss_fn=objective.loss, work_dir=stage.path,
                    pad_token_id=tokenizer.pad_token_id or 0, eval_fn=eval_fn, primary=objective.primary,
                    extra_modules=objective.extra, device=device)
-    return _finish(cfg, stage, objective, result, eval_features, eval_source, eval_lines or train_lines, source, device)
-
-
-def _check_length(max_length: int, model) -> None:
-    """Fail before training when packed sequences of ``max_length`` would not fit the model's positions."""
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if not isinstance(limit, int):
-        return
-    embeddings = getattr(getattr(model, "base_model", model), "embeddings", None)
-    pad = getattr(embeddings, "padding_idx", None)  # RoBERTa-style positions start after the padding index
-    if isinstance(pad, int):
-        limit -= pad + 1
-    if max_length > limit:
-        raise ProtegeError(f"--max-length {max_length} exceeds the teacher's {limit} positions; pass --max-length {limit} or less")
+    return _finish(cfg, stage, objective, result, eval_features, eval_source, eval_lines or train_lines, source, device,
+                   held_out_lines=eval_lines)
 
 
 def _sdpa(model) -> None:
@@ -170,10 +145,12 @@ def _sdpa(model) -> None:
             pass
 
 
-def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lines, source, device) -> dict:
+def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lines, source, device, *,
+            held_out_lines=()) -> dict:
     """Save, score side by side, write metrics.json + model card + config, move into place (main process only)."""
     from protege.engine import finish_run
     from protege.evaluation import general_model_card, measure_pair, summary_line
+    from protege.evaluation.fingerprint import text_fingerprint
     from protege.models.sentence import SentenceEncoder
     from protege.utils.device import is_main
     from protege.utils.log import log
@@ -189,6 +166,8 @@ def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lin
         objective.save(folder)
 
     def measure():
+        import torch
+
         with torch.inference_mode():
             return measure_pair(kind=cfg.objective, student=student, teacher=teacher, tokenizer=objective.tokenizer,
                                 student_name=str(cfg.out), teacher_name=cfg.teacher, student_dir=stage.path,
@@ -196,36 +175,17 @@ def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lin
                                 eval_source=f"{eval_source} ({len(eval_features)} sequences)", eval_n=len(eval_features),
                                 reports=(lambda: objective.reports(device)) if hasattr(objective, "reports") else None,
                                 speed_texts=speed_lines[:SPEED_TEXTS], speed=cfg.speed, speed_seconds=cfg.speed_seconds,
-                                max_length=cfg.max_length)
+                                max_length=cfg.max_length,
+                                eval_fingerprint=text_fingerprint(held_out_lines) if held_out_lines else None)
 
-    extra = {"training": {**result.summary(), "transfer_text": source}, "loss_weights": cfg.general_weights,
+    extra = {"training": {**result.summary(), "transfer_text": source}, "loss_weights": cfg.losses.weights,
              "student": {"kind": cfg.student_kind, "description": objective.description, "layer_map": list(objective.layer_map)}}
     metrics = finish_run(stage, cfg.out, method=f"distill-{cfg.objective}", save=save, measure=measure, result=result,
-                         config=_settings(cfg), extra=extra, card=lambda m: general_model_card(m, objective))
+                         config=cfg.settings(), extra=extra, card=lambda m: general_model_card(m, objective))
     line = summary_line(metrics)
     if line:
         log(line)
     return metrics
-
-
-# settings that only one objective reads; the others leave them out of metrics.json and protege_config.json
-_ONLY = {"mlm_probability": "mlm", "mask_smoothing": "mlm", "kd_positions": "mlm", "lm_loss": "clm", "jsd_beta": "clm",
-         "temperature": ("mlm", "clm"), "alpha_kd": ("mlm", "clm"), "hidden_loss": "embedding", "layer_map": ("tinybert", "embedding"),
-         "alpha_ce": "task", "alpha_mse": "embedding", "alpha_hidden": ("tinybert", "embedding"), "alpha_attn": "tinybert",
-         "alpha_embed": "tinybert", "cache_teacher": "task", "cache_budget": "task"}
-
-
-def _settings(cfg) -> dict:
-    """The run's settings as written to protege_config.json: given values, minus other objectives' knobs."""
-    out = {}
-    for key, value in dataclasses.asdict(cfg).items():
-        only = _ONLY.get(key)
-        if value is None or (only is not None and cfg.objective not in ((only,) if isinstance(only, str) else only)):
-            continue
-        out[key] = value
-    if cfg.objective == "clm" and cfg.lm_loss != "jsd":
-        out.pop("jsd_beta", None)
-    return out
 
 
 def _teacher_folder(name: str):

@@ -109,3 +109,24 @@ def test_keeps_the_best_evaluation_and_stops_early(tiny_teacher, tiny_tokenizer,
     assert result.best == {"accuracy": 0.9} and result.best_step == 4
     for k, v in tiny_teacher.state_dict().items():
         assert torch.equal(v, snapshots[0.9][k]), k
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_teacher, tiny_tokenizer, tmp_path):
+    from protege.engine.checkpoints import latest_step
+    from protege.errors import ProtegeError
+
+    feats = _features(tiny_tokenizer)
+    calls = {"n": 0}
+
+    def loss(model, batch):
+        calls["n"] += 1
+        out = _loss(model, batch)
+        return {k: v * float("nan") for k, v in out.items()} if calls["n"] >= 5 else out  # step 5 goes bad
+
+    with pytest.raises(ProtegeError, match="NaN or infinite") as err:
+        train(tiny_teacher, feats, settings=_settings(checkpoint_every=3, log_every=100), loss_fn=loss, work_dir=tmp_path,
+              pad_token_id=0)
+    assert "last good checkpoint is kept" in str(err.value)
+    assert latest_step(tmp_path) == 3  # the step-6 checkpoint was never written over it
+    state = torch.load(tmp_path / "checkpoints" / "step-3" / "modules.pt", weights_only=False)["model"]
+    assert all(torch.isfinite(v).all() for v in state.values())

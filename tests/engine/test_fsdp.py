@@ -143,7 +143,7 @@ def test_fsdp_resume_with_a_projection_matches_an_uninterrupted_run_and_one_proc
     ref, proj = BertModel.from_pretrained(tmp_path / "model"), _projection()
     train(ref, _features(), settings=_settings(),  # fsdp=True in one process: a no-op
           loss_fn=_with_projection(proj), extra_modules=proj, work_dir=tmp_path / "ref", pad_token_id=0)
-    env = _env() | {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "distill"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    env = _env() | {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "engine"), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "test_fsdp"], capture_output=True, text=True, timeout=240, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
