@@ -12,6 +12,7 @@ probe (logistic regression on frozen embeddings, SST-2 train subset -> SST-2 dev
 CPU latency measured interleaved. Target: wiki student's STS-B Spearman >= 97% of the teacher's.
 
     python benchmarks/embeddings.py --out runs/bench-embeddings
+    python benchmarks/embeddings.py --out runs/bench-embeddings-defaults --defaults   # protege's own defaults
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def main() -> None:
     p.add_argument("--vocab-run", action="store_true", help="also distil on random words uniform over the tokenizer's vocabulary")
     p.add_argument("--scratch", action="store_true",
                    help="ablation: a random-init student of as many layers (full width) instead of kept layers")
+    p.add_argument("--defaults", action="store_true",
+                   help="only the wiki run, with --objective embedding's own defaults: no layer or lr flags")
     p.add_argument("--train-threads", type=int, default=None,
                    help="torch threads while training and scoring (e.g. 1 on a shared machine); speed is timed with the default")
     args = p.parse_args()
@@ -83,16 +86,19 @@ def main() -> None:
     evaluation = dict(sts=str(DATA / "glue" / "stsb" / "dev.tsv"), probe_train=str(DATA / "glue" / "sst2" / "train.tsv"),
                       probe_eval=str(DATA / "glue" / "sst2" / "dev.tsv"), max_probe_examples=args.probe_examples)
     student = dict(student_num_layers=len(args.layers.split(","))) if args.scratch else dict(student_layers=args.layers)
-    common = dict(objective="embedding", teacher=teacher, **student, epochs=args.epochs, batch_size=32,
-                  max_length=args.max_length, lr=args.lr, warmup_ratio=0.1, overwrite=True, speed=False, **evaluation)
-    runs = {"wiki": dict(train_text=str(wiki)),
-            "random": dict(random_text=n_lines, random_corpus=str(wiki))}
+    chosen = {} if args.defaults else dict(**student, lr=args.lr)  # --defaults: protege picks layers and lr
+    common = dict(objective="embedding", teacher=teacher, **chosen, epochs=args.epochs, batch_size=32,
+                  max_length=args.max_length, warmup_ratio=0.1, overwrite=True, speed=False, **evaluation)
+    runs = {"wiki": dict(train_text=str(wiki))}
+    if not args.defaults:
+        runs["random"] = dict(random_text=n_lines, random_corpus=str(wiki))
     if args.vocab_run:
         runs["random-vocab"] = dict(random_text=n_lines)
     results, seconds = {}, {}
     data = load_eval_data(**evaluation)
     t0 = time.perf_counter()
-    results["init-only"] = _init_only(teacher, args.layers, data, args.max_length, args.scratch, seed=42)
+    if not args.defaults:
+        results["init-only"] = _init_only(teacher, args.layers, data, args.max_length, args.scratch, seed=42)
     seconds["init-only"] = round(time.perf_counter() - t0, 1)
     for name, kw in runs.items():
         print(f"== {name}", flush=True)
@@ -104,7 +110,7 @@ def main() -> None:
         results[name] = {"spearman": s["spearman"], "accuracy": s["accuracy"],
                          "cosine_to_teacher": m["eval"]["agreement"]["cosine_to_teacher"],
                          "parameters": m["size"]["parameters"], "train_seconds": m["training"]["seconds"],
-                         "steps": m["training"]["steps"]}
+                         "steps": m["training"]["steps"], "layers": m["student"]["layer_map"], "lr": m["config"]["lr"]}
     torch.set_num_threads(default_threads)
     speed = _speed(teacher, str(out / "wiki"), data, args.max_length)
     results["teacher"]["latency_ms_p50"] = speed["teacher"]["latency_ms_p50"]
@@ -119,7 +125,7 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wiki_lines": n_lines, "results": results,
                                                    "wall_seconds": seconds}, indent=2))
     print(f"\n{'run':<13} {'STS-B rho':>9} {'retain':>7} {'probe acc':>9} {'cos->T':>7} {'p50 ms':>7} {'params':>7}")
-    for name in ["teacher", "init-only", *runs]:
+    for name in [n for n in ["teacher", "init-only", *runs] if n in results]:
         r = results[name]
         cos = f"{r['cosine_to_teacher']:7.4f}" if "cosine_to_teacher" in r else f"{'-':>7}"
         ms = f"{r['latency_ms_p50']:7.2f}" if "latency_ms_p50" in r else f"{'-':>7}"

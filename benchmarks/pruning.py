@@ -128,7 +128,7 @@ def main() -> None:
         else:
             print(f"== {name}", flush=True)
             t = time.perf_counter()
-            protege.prune.prune(args.teacher, out=str(out / name), **common, **kw)
+            protege.prune(args.teacher, out=str(out / name), **common, **kw)
             timing[name] = round(time.perf_counter() - t, 1)
         return json.loads((out / name / "metrics.json").read_text())
 

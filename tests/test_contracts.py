@@ -69,7 +69,7 @@ def test_objective_contract(name, general_dir, tiny_teacher_dir, tmp_path):
 def test_pruning_method_contract(method):
     """Every method's config is a frozen dataclass whose fields all carry help (they become flags) and validate."""
     from protege.errors import ProtegeError
-    from protege.recipes.prune import _METHODS
+    from protege.recipes.prune_steps import METHOD_STEPS as _METHODS
 
     cls = METHODS[method]
     assert method in _METHODS, "a registered method has an implementation in the recipe"

@@ -21,3 +21,21 @@ def test_recipe_builds_a_valid_config(path):
         values.setdefault("train", "train.tsv")
     cfg = build_distill_config(values, source=str(path))
     assert cfg.losses.weights and any(cfg.losses.weights.values())
+
+
+def test_relative_paths_in_a_recipe_resolve_against_its_folder(tiny_teacher_dir, tiny_data_dir, tmp_path, monkeypatch):
+    """A recipe that names data beside itself works from any working directory."""
+    import shutil
+
+    from protege.cli.main import main
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    shutil.copy(tiny_data_dir / "train.tsv", folder / "train.tsv")
+    (folder / "r.yaml").write_text("train: train.tsv\nstudent_layers: [0, 2]\nmax_steps: 1\nmax_length: 32\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["distill", "--config", str(folder / "r.yaml"), "--teacher", str(tiny_teacher_dir), "--out", "s",
+                 "--no-progress", "--no-speed"]) == 0
+    assert (elsewhere / "s" / "model.safetensors").exists()

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from protege.cli.main import main
 from protege.data import Examples
 from protege.data.batching import collate, encode
-from protege.engine.cache import CacheSpec, estimate_bytes, fingerprint, open_or_build_cache
+from protege.objectives.cache import CacheSpec, estimate_bytes, fingerprint, open_or_build_cache
 from protege.errors import ProtegeError
 
 from helpers import make_sentences

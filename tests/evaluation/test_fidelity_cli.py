@@ -174,7 +174,7 @@ def test_a_student_without_parameters_like_an_exported_one_is_measured_but_inter
 
     from protege.data import LabelSpace, load_examples, map_labels
     from protege.data.batching import encode
-    from protege.evaluation.fidelity import measure_fidelity
+    from protege.evaluation.fidelity_run import measure_fidelity
     from protege.evaluation.predict import predict
     from protege.recipes.evaluate import EvaluateConfig
 
@@ -197,7 +197,7 @@ def test_a_student_without_parameters_like_an_exported_one_is_measured_but_inter
     examples = map_labels(load_examples(cfg.eval), LabelSpace("single_label_classification", dict(teacher.config.id2label)))
     feats = encode(examples, tok, max_length=cfg.max_length)
     logits = {role: predict(m, feats, pad_token_id=0, device="cpu") for role, m in (("student", student), ("teacher", teacher))}
-    fid = measure_fidelity(cfg, ("s", student, tok, None), ("t", teacher, tok, None), examples, logits,
+    fid, _ = measure_fidelity(cfg, ("s", student, tok, None), ("t", teacher, tok, None), examples, logits,
                            problem_type="single_label_classification")
     assert "exported runtime" in fid["internals"]["skipped"] and "cka_min" not in fid["figures"]
     assert fid["ood"]["n"] == 8

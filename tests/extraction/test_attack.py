@@ -168,3 +168,14 @@ def test_protege_extract_is_a_plain_function_beside_the_extraction_package():
     import protege.extraction.victim  # noqa: F401 - must not shadow the verb
 
     assert inspect.isfunction(protege.extract) and protege.Victim is protege.extraction.Victim
+
+
+def test_the_extracted_run_writes_the_one_metrics_schema(clean_run):
+    import jsonschema
+
+    from protege.engine.finish import SCHEMA_PATH
+
+    out, _, _ = clean_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    jsonschema.validate(metrics, json.loads(SCHEMA_PATH.read_text()))
+    assert metrics["method"] == "extract" and "api_key" not in metrics["config"]

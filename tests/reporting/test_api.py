@@ -103,7 +103,7 @@ def test_output_folder_is_checked_and_a_rerun_replaces_old_plots(pair, tmp_path,
     again = protege.report([pair], out=out, plots=False)  # the package is callable too, once imported
     assert [r["run"] for r in again.rows] == ["teacher"]
     assert not list(out.glob("*.png"))
-    with pytest.raises(ProtegeError, match="max_length"):
+    with pytest.raises(ProtegeError, match="max.length"):  # the flag spelling, --max-length
         protege.report(pair, out=out, max_length=0)
     for _ in range(2):  # a report folder among the runs is not a broken run
         assert protege.report(pair, out=pair / "report", plots=False).skipped == []

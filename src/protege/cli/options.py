@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from protege.utils.config import TRAINER_NAMES, build_config, coerce, field_kind, flag, load_recipe
 
@@ -66,9 +67,22 @@ def config_values(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("config", "verb", "_protege_hints")}
 
 
+def _recipe(args: argparse.Namespace, classes) -> dict:
+    """The ``--config`` recipe, its relative input paths resolved against the recipe's own folder."""
+    if not getattr(args, "config", None):
+        return {}
+    recipe = load_recipe(args.config)
+    here = Path(args.config).resolve().parent
+    paths = {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("path")}
+    for key, value in recipe.items():
+        if key in paths and isinstance(value, str) and value and not Path(value).is_absolute() and (here / value).exists():
+            recipe[key] = str(here / value)  # a recipe names files beside itself, wherever it is run from
+    return recipe
+
+
 def config_from_args(cls, args: argparse.Namespace, *, verb: str | None = None):
     """Build ``cls`` from a recipe (if ``--config``) with the given flags on top."""
-    recipe = load_recipe(args.config) if getattr(args, "config", None) else {}
+    recipe = _recipe(args, [cls])
     flags = config_values(args)
     if recipe:  # every recipe value is checked, even one a flag overrides
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -85,7 +99,7 @@ def options_from_args(args: argparse.Namespace, classes=()) -> dict:
 
     Every recipe value whose field one of ``classes`` declares is type-checked, even one a flag overrides.
     """
-    recipe = load_recipe(args.config) if getattr(args, "config", None) else {}
+    recipe = _recipe(args, classes)
     fields = {f.name: f for cls in reversed(list(classes)) for f in dataclasses.fields(cls)}
     for key, value in recipe.items():
         if key in fields:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from protege.cli.options import add_config_arguments, config_values
-from protege.pruning.config import METHODS, PruneConfig
+from protege.cli.options import add_config_arguments, options_from_args
+from protege.pruning.config import METHODS
+from protege.recipes.prune import PruneConfig
 
 __all__ = ["add_prune", "run_prune"]
 
@@ -22,10 +23,8 @@ def add_prune(parser: argparse.ArgumentParser) -> None:
 def run_prune(args: argparse.Namespace) -> int:
     """Prune, then print the report and its pruning section."""
     from protege.recipes.prune import split_options
-    from protege.utils.config import load_recipe
 
-    recipe = load_recipe(args.config) if getattr(args, "config", None) else {}
-    cfg, method_cfg = split_options({**recipe, **config_values(args)})  # bad flags fail before torch is imported
+    cfg, method_cfg = split_options(options_from_args(args, [PruneConfig, *METHODS.values()]))  # before torch loads
     from protege.evaluation.report import format_report
     from protege.pruning.report import format_pruning
     from protege.recipes.prune import prune

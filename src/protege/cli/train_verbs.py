@@ -19,15 +19,9 @@ def add_finetune(parser: argparse.ArgumentParser) -> None:
 def run_finetune(args: argparse.Namespace) -> int:
     """Fine-tune, then print the report."""
     cfg = config_from_args(FinetuneConfig, args, verb="finetune")  # bad flags fail before torch is imported
-    from protege.evaluation.report import format_report
     from protege.recipes.finetune import finetune
 
-    metrics = finetune(cfg)
-    if not metrics:  # not the main process of a multi-process run: that one reports
-        return 0
-    print(format_report(metrics))
-    print(f"saved to {metrics['model']}")
-    return 0
+    return _print_run(finetune(cfg))
 
 
 def add_distill(parser: argparse.ArgumentParser) -> None:
@@ -47,14 +41,18 @@ def run_distill(args: argparse.Namespace) -> int:
 
     classes = [DistillConfig] + [objective_config_class(name) for name in OBJECTIVES]
     cfg = build_distill_config(options_from_args(args, classes))  # bad flags fail before torch is imported
-    from protege.evaluation.report import format_report
     from protege.recipes.distill.api import distill
 
-    metrics = distill(cfg)
-    if not metrics:  # not the main process of a multi-process run: that one reports
-        return 0
-    print(format_report(metrics))
-    print(f"saved to {metrics['model']}")
+    return _print_run(distill(cfg))
+
+
+def _print_run(metrics: dict) -> int:
+    """Print a finished run's report (the main process of a multi-process run does; the others return {})."""
+    if metrics:
+        from protege.evaluation.report import format_report
+
+        print(format_report(metrics))
+        print(f"saved to {metrics['model']}")
     return 0
 
 

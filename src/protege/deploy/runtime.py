@@ -95,6 +95,12 @@ class OrtClassifier(nn.Module):
             counts = {"parameters": int(sum(int(np.prod(t.dims)) for t in model.graph.initializer if len(t.dims) >= 1))}
         return counts
 
+    def disk_bytes(self) -> int:
+        """Bytes of the exported weights (the ONNX file and its external data)."""
+        from protege.deploy.folders import variant_disk_size
+
+        return variant_disk_size(self.path.parent)
+
     def runtime_info(self) -> dict:
         """The fields a metrics part gets for this model: runtime, precision, variant and ORT version."""
         import onnxruntime as ort

@@ -5,7 +5,6 @@
 - :mod:`.staging`: output folders that are never half-written nor lost.
 - :mod:`.finish`: ``finish_run``, the end of every run (save, measure, metrics.json, card, config).
 - :mod:`.config`: the shared config sections (data, optimisation, output, speed).
-- :mod:`.cache`: the teacher-output cache.
 """
 
 from protege.utils.lazy import lazy_exports
@@ -19,5 +18,4 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "SCHEMA_VERSION": "finish",
     "TrainSettings": "config", "TrainData": "config", "EvalData": "config", "Optimization": "config",
     "Output": "config", "Speed": "config",
-    "CacheSpec": "cache", "open_or_build_cache": "cache",
 })

@@ -15,6 +15,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "flatten_metrics": "report",
     "measure_pair": "general", "evaluate_general": "general", "model_kind": "general",
     "format_general_report": "general_report", "general_model_card": "general_report", "summary_line": "general_report",
-    "fidelity_report": "fidelity", "measure_fidelity": "fidelity", "mcnemar_exact": "fidelity", "calibration": "fidelity",
+    "fidelity_report": "fidelity", "measure_fidelity": "fidelity_run", "mcnemar_exact": "fidelity", "calibration": "fidelity",
     "parse_gates": "gates", "check_gates": "gates", "linear_cka": "internals", "train_token_counts": "rarity",
 })

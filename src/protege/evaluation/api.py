@@ -65,10 +65,12 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
             if examples.labels is not None:
                 part["eval"]["metrics"] = task_metrics(logits[role], examples.labels, problem_type)
         # an exported model (protege.deploy) reports its own counts, weight file, runtime and precision
-        counts = getattr(model, "parameter_counts", None)
+        counts, weights = getattr(model, "parameter_counts", None), getattr(model, "disk_bytes", None)
         part["size"] = counts() if callable(counts) else parameter_counts(model)
-        if folder is not None and Path(folder).is_dir():
-            part["size"]["disk_bytes"] = _disk_bytes(folder)
+        if callable(weights):
+            part["size"]["disk_bytes"] = weights()
+        elif folder is not None and Path(folder).is_dir():
+            part["size"]["disk_bytes"] = disk_size(folder)
         runtime = getattr(model, "runtime_info", None)
         if callable(runtime):
             part.update(runtime())
@@ -90,12 +92,6 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
         result["teacher"] = parts["teacher"]
         result["ratios"] = speedup_and_ratios(_flat(parts["student"], problem_type), _flat(parts["teacher"], problem_type))
     return result
-
-
-def _disk_bytes(folder) -> int:
-    from protege.deploy.folders import MANIFEST, variant_disk_size
-
-    return variant_disk_size(folder) if (Path(folder) / MANIFEST).is_file() else disk_size(folder)
 
 
 def _flat(part: dict, problem_type: str) -> dict:

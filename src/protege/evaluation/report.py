@@ -107,7 +107,7 @@ def format_report(metrics: dict) -> str:
     if how:
         lines += ["", "speed: " + how]
     if isinstance(metrics.get("fidelity"), dict):
-        from protege.reporting.fidelity import format_fidelity
+        from protege.evaluation.fidelity_text import format_fidelity
 
         lines += ["", format_fidelity(metrics["fidelity"])]
     return "\n".join(lines) + "\n"

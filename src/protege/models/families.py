@@ -12,7 +12,6 @@ fixes the fields decoder configs derive from the width (``head_dim``, ``num_key_
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 from protege.errors import ProtegeError
 from protege.models.adapters import ffn_size_key
@@ -45,8 +44,7 @@ def _auto(kind: str):
 
 def load_model(name: str, kind: str, *, attn_implementation: str | None = None, role: str = "teacher"):
     """Load ``name`` with the Auto class of ``kind`` (eval mode), checking its architecture first."""
-    from protege.models.checks import weights_error
-    from protege.models.loading import _describe_failure, load_config
+    from protege.models.loading import from_pretrained, load_config
 
     config = load_config(name)
     suffixes = KINDS[kind][1]
@@ -54,22 +52,14 @@ def load_model(name: str, kind: str, *, attn_implementation: str | None = None, 
     if suffixes and archs and not any(a.endswith(suffixes) for a in archs):
         raise ProtegeError(f"{role} '{name}' is not a {KINDS[kind][2]} (architectures: {', '.join(archs)}); pass {_HINTS[kind]}")
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    path = Path(name).expanduser()
-    try:
-        model = _auto(kind).from_pretrained(str(path) if path.exists() else name, **kwargs)
-    except ValueError as err:
+
+    def no_class(err):
         if "Unrecognized configuration class" in str(err):
-            raise ProtegeError(f"{role} '{name}' ({config.model_type}) has no {KINDS[kind][2]} class in transformers; "
-                               f"pass {_HINTS[kind]}") from None
-        raise _describe_failure(name, err) from None
-    except OSError as err:
-        raise _describe_failure(name, err) from None
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
-        mapped = weights_error(name, err)
-        if mapped is None:
-            raise
-        raise mapped from None
-    return model.eval()
+            return ProtegeError(f"{role} '{name}' ({config.model_type}) has no {KINDS[kind][2]} class in transformers; "
+                                f"pass {_HINTS[kind]}")
+        return None
+
+    return from_pretrained(_auto(kind), name, explain_value_error=no_class, **kwargs).eval()
 
 
 def load_teacher(name: str, kind: str, *, attn_implementation: str | None = None):

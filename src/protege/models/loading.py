@@ -8,7 +8,7 @@ from pathlib import Path
 from protege.errors import ProtegeError
 from protege.models.checks import check_tokenizer, check_weight_files, weights_error
 
-__all__ = ["load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
+__all__ = ["from_pretrained", "load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
 
 
 def quiet_transformers() -> None:
@@ -76,7 +76,7 @@ def load_classifier(name: str, *, role: str = "teacher", attn_implementation: st
             f"fine-tune it first: protege finetune --model {name} --train ... --out runs/teacher"
         )
     if getattr(config, "protege_pruned_heads", None) or getattr(config, "protege_ffn_sizes", None):
-        from protege.pruning.structured import load_pruned  # a layout a stock config cannot express
+        from protege.models.surgery import load_pruned  # a layout a stock config cannot express
 
         model = load_pruned(name)
         if attn_implementation and hasattr(model, "set_attn_implementation"):
@@ -135,16 +135,7 @@ def load_backbone_as_classifier(name: str, *, problem_type: str, id2label: dict[
                       label2id={str(v): int(k) for k, v in id2label.items()})
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    path = Path(name).expanduser()
-    try:
-        return AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
-    except (OSError, ValueError) as err:
-        raise _describe_failure(name, err) from None
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
-        mapped = weights_error(name, err)
-        if mapped is None:
-            raise
-        raise mapped from None
+    return from_pretrained(AutoModelForSequenceClassification, name, **kwargs)
 
 
 def load_lm_tokenizer(name: str):
@@ -155,3 +146,25 @@ def load_lm_tokenizer(name: str):
             raise ProtegeError(f"the tokenizer of '{name}' has neither a pad nor an EOS token; add a pad token to it")
         tok.pad_token = tok.eos_token
     return tok
+
+
+def from_pretrained(auto_class, name: str, *, explain_value_error=None, **kwargs):
+    """``auto_class.from_pretrained`` of a folder or hub id, with every failure turned into one line.
+
+    Missing files and hub errors name the folder or id; corrupted weights name the file
+    (:func:`~protege.models.checks.weights_error`). ``explain_value_error(err)`` may give a more
+    specific error for a ``ValueError`` (return None to keep the general one).
+    """
+    path = Path(name).expanduser()
+    try:
+        return auto_class.from_pretrained(str(path) if path.exists() else name, **kwargs)
+    except ValueError as err:
+        specific = explain_value_error(err) if explain_value_error is not None else None
+        raise (specific or _describe_failure(name, err)) from None
+    except OSError as err:
+        raise _describe_failure(name, err) from None
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own error type
+        mapped = weights_error(name, err)
+        if mapped is None:
+            raise
+        raise mapped from None

@@ -136,7 +136,7 @@ class TaskObjective:
 
     def cache_spec(self):
         """The teacher outputs a cache must hold for these loss terms."""
-        from protege.engine.cache import CacheSpec
+        from protege.objectives.cache import CacheSpec
 
         o = self.objective
         return CacheSpec.for_losses(alpha_hidden=o.alpha_hidden, alpha_attn=o.alpha_attn, alpha_embed=o.alpha_embed,

@@ -14,7 +14,7 @@ from protege.utils.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "prune_": "apply",
-    "PruneConfig": "config", "PruneTarget": "config", "MagnitudeConfig": "config", "LotteryConfig": "config",
+    "PruneTarget": "config", "MagnitudeConfig": "config", "LotteryConfig": "config",
     "GradualConfig": "config", "StructuredConfig": "config", "MasksConfig": "config", "METHODS": "config",
     "prunable_weights": "magnitude", "magnitude_prune_": "magnitude", "random_prune_": "magnitude",
     "apply_masks_": "magnitude", "get_masks": "magnitude", "make_permanent_": "magnitude",

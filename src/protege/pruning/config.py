@@ -1,12 +1,9 @@
-"""Pruning configurations: frozen dataclasses validated on construction.
+"""Pruning configurations: one frozen, validated config per method, found in the table :data:`METHODS`.
 
-Two kinds, as in ``protege.recipes.distill.config``: one field is one CLI flag and one YAML key.
-
-- :class:`PruneConfig` is the run (``protege prune MODEL --method ... --out ...``): the model,
-  the method, the output folder, and the data and training settings used for recovery.
-- One config per method is the transform itself, usable without any files:
-  ``prune_(model, MagnitudeConfig(sparsity=0.5))``. :data:`METHODS` maps a ``--method`` name to
-  its config class.
+A method's config is the transform itself, usable without any files:
+``prune_(model, MagnitudeConfig(sparsity=0.5))``. One field is one CLI flag and one YAML key of
+``protege prune --method NAME``; the run's own config (model, output, recovery training) is
+:class:`protege.recipes.prune.PruneConfig`.
 """
 
 from __future__ import annotations
@@ -15,14 +12,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from protege.engine.config import Optimization, Output, Speed, TrainData
 from protege.errors import ProtegeError
 from protege.utils.config import option
 
 __all__ = ["PruneTarget", "MagnitudeConfig", "LotteryConfig", "GradualConfig", "StructuredConfig", "MasksConfig",
-           "PruneConfig", "METHODS", "RECOVERY"]
+           "METHODS"]
 
-RECOVERY = ("none", "finetune", "distill")
 
 
 def _fraction(name: str, value, *, high_ok: bool = False) -> None:
@@ -148,7 +143,7 @@ class StructuredConfig:
 class MasksConfig:
     """``--method masks``: apply the masks of another pruning run (e.g. a lottery ticket) to this model."""
 
-    masks: str = option(None, "pruning_masks.safetensors of another run, or the run's folder", required=True)
+    masks: str = option(None, "pruning_masks.safetensors of another run, or the run's folder", required=True, path=True)
 
     def __post_init__(self):
         if not self.masks:
@@ -163,70 +158,5 @@ METHODS = {
     "masks": MasksConfig,
 }
 # what trains after (or, for imp and gradual, during) pruning when --recover is not given
-_DEFAULT_RECOVERY = {"magnitude": "none", "imp": "finetune", "gradual": "distill", "structured": "none", "masks": "none"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class PruneConfig(TrainData, Optimization, Speed, Output):
-    """``protege prune``: one pruning run, from a classifier folder to a pruned, measured folder.
-
-    The training settings are used only when something trains: ``--recover finetune|distill``,
-    the rounds of ``--method imp`` and the schedule of ``--method gradual``.
-    """
-
-    model: str = option(None, "the dense classifier to prune: save_pretrained folder or hub id", required=True, positional=True)
-    method: str = option("magnitude", "magnitude | imp | gradual | structured | masks")
-    train: str | None = option(None, "training data for recovery, IMP rounds and gradual pruning (TSV/CSV/JSONL/Parquet or hub name)")
-    recover: str | None = option(None, "train after pruning: none | finetune (gold labels) | distill (from the dense model); "
-                                   "default none, finetune for imp, distill for gradual")
-    alpha_kd: float = option(1.0, "recovery by distillation: weight of the soft-target loss")
-    alpha_ce: float = option(0.0, "recovery by distillation: weight of the hard-label loss")
-    alpha_hidden: float = option(0.0, "recovery by distillation: weight of the hidden-state MSE to the dense model")
-    temperature: float = option(2.0, "recovery by distillation: softmax temperature")
-
-    def __post_init__(self):
-        if not self.model:
-            raise ProtegeError("a model to prune is required: protege prune runs/teacher --method ... --out ...")
-        if self.method not in METHODS:
-            raise ProtegeError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.recover is not None and self.recover not in RECOVERY:
-            raise ProtegeError(f"--recover must be none, finetune or distill, got {self.recover!r}")
-        if self.method in ("imp", "gradual") and self.recovery == "none":
-            raise ProtegeError(f"--method {self.method} trains while it prunes; use --recover finetune or --recover distill")
-        if self.method == "gradual" and self.recovery != "distill":
-            raise ProtegeError("--method gradual prunes during distillation; use --recover distill (the default)")
-        if self.resume:
-            raise ProtegeError("pruning runs cannot be resumed; run the command again without --resume")
-        if self.out is None:
-            raise ProtegeError("--out is required")
-        if self.needs_training and not self.train:
-            why = {"imp": "to train between rounds", "gradual": "to distil while pruning"}.get(self.method, f"for --recover {self.recovery}")
-            raise ProtegeError(f"--method {self.method} needs --train {why}; pass --train FILE")
-        if self.method == "imp" and not self.eval:
-            raise ProtegeError("--method imp needs --eval: a round 'matches' by its metric on the evaluation data")
-        if self.method == "gradual" and self.patience:
-            raise ProtegeError("--patience would stop before the schedule reaches --sparsity; drop it for --method gradual")
-        if self.recovery == "distill":
-            for name in ("alpha_kd", "alpha_ce", "alpha_hidden"):
-                value = getattr(self, name)
-                if not (value >= 0 and math.isfinite(value)):
-                    raise ProtegeError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-            if not (self.alpha_kd or self.alpha_ce or self.alpha_hidden):
-                raise ProtegeError("every recovery loss weight is 0; set --alpha-kd, --alpha-ce or --alpha-hidden")
-            if not (self.temperature > 0 and math.isfinite(self.temperature)):
-                raise ProtegeError(f"--temperature must be > 0, got {self.temperature}")
-        super().__post_init__()
-
-    @property
-    def recovery(self) -> str:
-        """What trains: ``--recover`` or the method's default."""
-        return self.recover or _DEFAULT_RECOVERY[self.method]
-
-    @property
-    def needs_training(self) -> bool:
-        """Whether this run trains (and so needs ``--train``)."""
-        return self.recovery != "none"
-
-
 def _target_fields(cfg) -> dict:
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(PruneTarget)}

@@ -23,11 +23,10 @@ from torch.nn.utils import prune as torch_prune
 
 from protege.errors import ProtegeError
 from protege.models.adapters import block_list
+from protege.models.surgery import MASKS_FILE  # one name for the masks file; model loading skips it too
 
 __all__ = ["prunable_weights", "magnitude_prune_", "random_prune_", "apply_masks_", "get_masks", "make_permanent_",
            "sparsity_report", "save_masks", "load_masks", "MASKS_FILE"]
-
-MASKS_FILE = "pruning_masks.safetensors"
 
 
 def prunable_weights(model: nn.Module, target=None) -> dict[str, nn.Module]:

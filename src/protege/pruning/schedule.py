@@ -82,8 +82,12 @@ class GradualSchedule:
         return True
 
 
-def pruning_callback(schedule: GradualSchedule, model: nn.Module):
-    """A loop callback that applies ``schedule`` to ``model`` after each optimizer step."""
-    from protege.engine.events import Callback
+class pruning_callback:  # noqa: N801 - used like a function: pruning_callback(schedule, model)
+    """A training-loop callback (:mod:`protege.engine.events`) that applies ``schedule`` to ``model`` after each step."""
 
-    return Callback(on_step=lambda step, _net: schedule.step_(model, step))
+    def __init__(self, schedule: GradualSchedule, model: nn.Module):
+        self.schedule, self.model = schedule, model
+
+    def on_step(self, step: int, _net) -> None:
+        """Prune to the schedule's target when a pruning step is due."""
+        self.schedule.step_(self.model, step)

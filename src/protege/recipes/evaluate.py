@@ -159,7 +159,13 @@ def _classifier(cfg: EvaluateConfig) -> dict:
     from protege.evaluation.gates import fidelity_requested
 
     if fidelity_requested(cfg):  # what the student lost: flips, calibration, slices, internals, gates
-        from protege.evaluation.fidelity import measure_fidelity
+        from protege.evaluation.fidelity_run import measure_fidelity
 
-        result["fidelity"] = measure_fidelity(cfg, *pair, examples, logits, problem_type=problem)
+        summary, records = measure_fidelity(cfg, *pair, examples, logits, problem_type=problem)
+        folder = cfg.fidelity_dir or (Path(cfg.out).parent / "fidelity" if cfg.out else None)
+        if folder:  # fidelity.jsonl (the changed examples, with text) and the PNG plots
+            from protege.reporting.fidelity import write_fidelity_files
+
+            summary["files"] = [str(p) for p in write_fidelity_files(folder, summary, records)]
+        result["fidelity"] = summary
     return result

@@ -26,7 +26,7 @@ from protege.engine.config import EvalData, Optimization, Output, Speed
 from protege.errors import ProtegeError
 from protege.extraction.defenses.hardening import OUTPUT_MODES
 from protege.utils.config import check_positive, option
-from protege.utils.log import log as _log
+from protege.utils.log import log as status
 
 __all__ = ["ExtractConfig", "extract", "query_log_paths"]
 
@@ -178,7 +178,7 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
     with QueryLog(log_path, meta=meta) as log:
         eval_log = QueryLog(eval_log_path, meta={**meta, "queries": f"eval:{cfg.eval}"}) if ask_eval else None
         try:
-            _log(f"querying {victim.name if hasattr(victim, 'name') else cfg.victim}: {cfg.budget} {cfg.queries} queries "
+            status(f"querying {victim.name if hasattr(victim, 'name') else cfg.victim}: {cfg.budget} {cfg.queries} queries "
                  f"({cfg.budget - new_train} already in {log_path}, {new_train} to send)"
                  + (f", plus {new_eval} evaluation texts" if new_eval else ""))
             got = collect(victim, texts, pairs, log=log, batch_size=cfg.query_batch, progress=cfg.progress)
@@ -207,7 +207,7 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
         victim_logits = np.log(np.clip(targets_from_answers(got_eval.answers, len(labels)), 1e-8, None)).astype(np.float32)
     eval_fn = task_eval_fn(eval_ex, tokenizer, _CLASSIFICATION, cfg.max_length, device, victim_logits) if eval_ex is not None else None
     how = "soft targets: KD on the returned probabilities" if soft else "hard labels: cross-entropy on the argmax"
-    _log(f"training {cfg.student} on {len(features)} answers ({how}) on {device}")
+    status(f"training {cfg.student} on {len(features)} answers ({how}) on {device}")
     stage.begin()
     result = train(model, features, settings=cfg, loss_fn=loss_fn, work_dir=stage.path, pad_token_id=tokenizer.pad_token_id or 0,
                    eval_fn=eval_fn, primary="agreement" if victim_logits is not None else "accuracy", device=device)

@@ -18,7 +18,7 @@ __all__ = ["FinetuneConfig", "finetune"]
 class FinetuneConfig(TrainSettings):
     """``protege finetune``: train a classifier (the future teacher) from a pretrained backbone."""
 
-    model: str = option(None, "pretrained backbone or classifier: save_pretrained folder or hub id", required=True)
+    model: str = option(None, "pretrained backbone or classifier: save_pretrained folder or hub id", required=True, path=True)
     problem_type: str | None = option(None, "single_label_classification or regression (inferred from the labels)")
 
     def _check(self):

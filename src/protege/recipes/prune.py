@@ -11,16 +11,88 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 
 from protege.errors import ProtegeError
-from protege.pruning.config import METHODS, MasksConfig, PruneConfig, StructuredConfig
+from protege.engine.config import Optimization, Output, Speed, TrainData
+from protege.pruning.config import METHODS, MasksConfig, StructuredConfig
+from protege.utils.config import option
 
-__all__ = ["prune", "split_options"]
+__all__ = ["PruneConfig", "PruneRun", "RECOVERY", "prune", "split_options"]
+
+RECOVERY = ("none", "finetune", "distill")
+
+
+_DEFAULT_RECOVERY = {"magnitude": "none", "imp": "finetune", "gradual": "distill", "structured": "none", "masks": "none"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PruneConfig(TrainData, Optimization, Speed, Output):
+    """``protege prune``: one pruning run, from a classifier folder to a pruned, measured folder.
+
+    The training settings are used only when something trains: ``--recover finetune|distill``,
+    the rounds of ``--method imp`` and the schedule of ``--method gradual``.
+    """
+
+    model: str = option(None, "the dense classifier to prune: save_pretrained folder or hub id", required=True, positional=True,
+                        path=True)
+    method: str = option("magnitude", "magnitude | imp | gradual | structured | masks")
+    train: str | None = option(None, "training data for recovery, IMP rounds and gradual pruning (TSV/CSV/JSONL/Parquet or hub name)",
+                               path=True)
+    recover: str | None = option(None, "train after pruning: none | finetune (gold labels) | distill (from the dense model); "
+                                   "default none, finetune for imp, distill for gradual")
+    alpha_kd: float = option(1.0, "recovery by distillation: weight of the soft-target loss")
+    alpha_ce: float = option(0.0, "recovery by distillation: weight of the hard-label loss")
+    alpha_hidden: float = option(0.0, "recovery by distillation: weight of the hidden-state MSE to the dense model")
+    temperature: float = option(2.0, "recovery by distillation: softmax temperature")
+
+    def __post_init__(self):
+        if not self.model:
+            raise ProtegeError("a model to prune is required: protege prune runs/teacher --method ... --out ...")
+        if self.method not in METHODS:
+            raise ProtegeError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.recover is not None and self.recover not in RECOVERY:
+            raise ProtegeError(f"--recover must be none, finetune or distill, got {self.recover!r}")
+        if self.method in ("imp", "gradual") and self.recovery == "none":
+            raise ProtegeError(f"--method {self.method} trains while it prunes; use --recover finetune or --recover distill")
+        if self.method == "gradual" and self.recovery != "distill":
+            raise ProtegeError("--method gradual prunes during distillation; use --recover distill (the default)")
+        if self.resume:
+            raise ProtegeError("pruning runs cannot be resumed; run the command again without --resume")
+        if self.out is None:
+            raise ProtegeError("--out is required")
+        if self.needs_training and not self.train:
+            why = {"imp": "to train between rounds", "gradual": "to distil while pruning"}.get(self.method, f"for --recover {self.recovery}")
+            raise ProtegeError(f"--method {self.method} needs --train {why}; pass --train FILE")
+        if self.method == "imp" and not self.eval:
+            raise ProtegeError("--method imp needs --eval: a round 'matches' by its metric on the evaluation data")
+        if self.method == "gradual" and self.patience:
+            raise ProtegeError("--patience would stop before the schedule reaches --sparsity; drop it for --method gradual")
+        if self.recovery == "distill":
+            for name in ("alpha_kd", "alpha_ce", "alpha_hidden"):
+                value = getattr(self, name)
+                if not (value >= 0 and math.isfinite(value)):
+                    raise ProtegeError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+            if not (self.alpha_kd or self.alpha_ce or self.alpha_hidden):
+                raise ProtegeError("every recovery loss weight is 0; set --alpha-kd, --alpha-ce or --alpha-hidden")
+            if not (self.temperature > 0 and math.isfinite(self.temperature)):
+                raise ProtegeError(f"--temperature must be > 0, got {self.temperature}")
+        super().__post_init__()
+
+    @property
+    def recovery(self) -> str:
+        """What trains: ``--recover`` or the method's default."""
+        return self.recover or _DEFAULT_RECOVERY[self.method]
+
+    @property
+    def needs_training(self) -> bool:
+        """Whether this run trains (and so needs ``--train``)."""
+        return self.recovery != "none"
+
 
 
 def split_options(options: dict, *, source: str = "arguments") -> tuple[PruneConfig, object]:
@@ -38,7 +110,7 @@ def _log(msg: str) -> None:
 
 
 @dataclass
-class _Run:
+class PruneRun:
     """Everything a method needs, loaded and checked before the output folder is touched."""
 
     cfg: PruneConfig
@@ -123,6 +195,7 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
     """
     from protege.engine import plan_stage
     from protege.models.loading import quiet_transformers
+    from protege.recipes.prune_steps import METHOD_STEPS
     from protege.utils.device import resolve_device
 
     if config is not None or method_config is not None:
@@ -142,7 +215,7 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
         run.device = resolve_device(cfg.device)
         run.stage = stage.begin()
         run.training = []
-        pruned, extra = _METHODS[cfg.method](run)
+        pruned, extra = METHOD_STEPS[cfg.method](run)
         return _finish(run, stage, pruned, extra)
 
 
@@ -158,7 +231,7 @@ def _load_dense(name: str):
     return load_classifier(name, role="model")
 
 
-def _prepare(cfg: PruneConfig, mcfg) -> _Run:
+def _prepare(cfg: PruneConfig, mcfg) -> PruneRun:
     from protege.data import load_examples
     from protege.data.batching import encode
     from protege.objectives.pairing import map_to_teacher_labels
@@ -173,7 +246,7 @@ def _prepare(cfg: PruneConfig, mcfg) -> _Run:
     cfg = fit_max_length(cfg, dense.config)
     tokenizer = load_tokenizer(cfg.model)
     problem = problem_type_of(dense.config)
-    run = _Run(cfg, mcfg, dense, tokenizer, problem, primary_metric(problem))
+    run = PruneRun(cfg, mcfg, dense, tokenizer, problem, primary_metric(problem))
     try:
         prunable_weights(dense)
     except ProtegeError:
@@ -214,122 +287,9 @@ def _prepare(cfg: PruneConfig, mcfg) -> _Run:
     return run
 
 
-def _importance_batches(run: _Run) -> list[dict]:
-    from protege.data.batching import collate
-
-    features = (run.features if run.features else run.eval_features)[: run.method_cfg.importance_examples]
-    size = run.cfg.batch_size
-    return [collate(features[i:i + size], run.pad) for i in range(0, len(features), size)]
-
-
-# --- the methods: each returns (pruned model, extra fields for metrics["pruning"]) -------------
-
-def _magnitude(run: _Run):
-    from protege.pruning.magnitude import magnitude_prune_
-
-    model = magnitude_prune_(copy.deepcopy(run.dense), run.method_cfg)
-    _log(f"pruned {100 * run.method_cfg.sparsity:.1f}% of the candidate weights by magnitude ({run.method_cfg.scope} scope)")
-    if run.cfg.needs_training:
-        run.train(model, run.stage)
-    return model, {}
-
-
-def _masks(run: _Run):
-    from protege.pruning.magnitude import apply_masks_
-
-    model = apply_masks_(copy.deepcopy(run.dense), run.method_cfg.masks)
-    if run.cfg.needs_training:
-        run.train(model, run.stage)
-    return model, {"masks_from": str(run.method_cfg.masks)}
-
-
-def _structured(run: _Run):
-    from protege.models.students import parse_layer_spec
-    from protege.pruning.structured import layout, structured_prune_
-
-    mcfg = run.method_cfg
-    model = copy.deepcopy(run.dense)
-    before = layout(model)
-    batches = _importance_batches(run) if mcfg.importance == "gradient" and (mcfg.keep_heads or mcfg.keep_ffn) else None
-    after = structured_prune_(model, mcfg, batches)
-    _log(f"structure: {before} -> {after}")
-    kept = parse_layer_spec(mcfg.keep_layers, before["layers"]) if mcfg.keep_layers else None
-    if run.cfg.needs_training:
-        run.train(model, run.stage, layer_map=kept)
-    return model, {"structure": {"before": before, "after": after, "kept_layers": kept, "importance": mcfg.importance}}
-
-
-def _imp(run: _Run):
-    from protege.pruning.lottery import find_ticket, reinitialized, rewind_, snapshot
-    from protege.pruning.magnitude import apply_masks_, random_prune_
-    from protege.engine import Callback
-
-    mcfg, rounds_dir = run.method_cfg, run.stage / "rounds"
-    model, theta = copy.deepcopy(run.dense), None
-    if mcfg.rewind_step:
-        saved = {}
-        _log(f"round 0: training the dense model, keeping its weights at step {mcfg.rewind_step} to rewind to")
-        keep = Callback(on_step=lambda n, _net: saved.setdefault("w", snapshot(model)) if n == mcfg.rewind_step else None)
-        run.train(model, rounds_dir / "round-0", callbacks=[keep])
-        _clean(rounds_dir / "round-0")
-        theta = saved["w"]
-    reference = run.reference[run.primary]
-
-    def train_round(m, r):
-        _log(f"round {r}: sparsity {100 * mcfg.sparsity_at(r):.1f}%, training")
-        run.train(m, rounds_dir / f"round-{r}")
-        _clean(rounds_dir / f"round-{r}")
-
-    ticket = find_ticket(model, mcfg, train=train_round, evaluate=lambda m: run.eval_fn(m)[run.primary],
-                         reference=reference, rewind_to=theta, metric_name=run.primary)
-    _log(ticket.stopped_because)
-    lottery = {"reference": reference, "tolerance": mcfg.tolerance, "rewind_step": mcfg.rewind_step, "rounds": ticket.rounds,
-               "stopped_because": ticket.stopped_because,
-               "ticket": {"round": ticket.round, "sparsity": ticket.sparsity, "metric": ticket.metric, "matching": ticket.matching}}
-    if mcfg.controls:
-        start = theta or snapshot(run.dense)
-        zeros = {k: int((~m).sum()) for k, m in ticket.masks.items()}
-        controls = {"random_mask": random_prune_(rewind_(copy.deepcopy(run.dense), start), zeros, seed=run.cfg.seed),
-                    "reinit": apply_masks_(rewind_(copy.deepcopy(run.dense), reinitialized(run.dense, seed=run.cfg.seed)),
-                                           ticket.masks)}
-        lottery["controls"] = {}
-        for name, control in controls.items():
-            _log(f"control: {name} at sparsity {100 * ticket.sparsity:.1f}%")
-            run.train(control, rounds_dir / name)
-            _clean(rounds_dir / name)
-            lottery["controls"][name] = {"metric": run.eval_fn(control)[run.primary]}
-    return model, {"lottery": lottery}
-
-
-def _gradual(run: _Run):
-    from protege.pruning.magnitude import magnitude_prune_
-    from protege.pruning.schedule import GradualSchedule, planned_steps, pruning_callback
-
-    mcfg = run.method_cfg
-    model = copy.deepcopy(run.dense)
-    schedule = GradualSchedule(mcfg, planned_steps(run.settings(), len(run.features)))
-    schedule.step_(model, 0)
-    _log(f"gradual pruning to {100 * mcfg.sparsity:.1f}% between steps {schedule.start} and {schedule.end}")
-    # the best checkpoint would be an earlier, denser one: keep the final weights
-    run.train(model, run.stage, keep_best=False, callbacks=[pruning_callback(schedule, model)])
-    magnitude_prune_(model, mcfg.at(mcfg.sparsity))  # exact final sparsity, whatever the step count
-    return model, {"schedule": {"initial_sparsity": mcfg.initial_sparsity, "final_sparsity": mcfg.sparsity,
-                                "start": schedule.start, "end": schedule.end, "every": schedule.every,
-                                "events": schedule.events()}}
-
-
-_METHODS = {"magnitude": _magnitude, "masks": _masks, "structured": _structured, "imp": _imp, "gradual": _gradual}
-
-
-def _clean(work_dir: Path) -> None:
-    # a round's checkpoints are scratch; its train_log.jsonl stays
-    shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)
-    (work_dir / "best.pt").unlink(missing_ok=True)
-
-
 # --- after ------------------------------------------------------------------------------------
 
-def _finish(run: _Run, stage, model, extra: dict) -> dict:
+def _finish(run: PruneRun, stage, model, extra: dict) -> dict:
     from protege.engine import finish_run
     from protege.evaluation import compare_models, model_card
     from protege.pruning.magnitude import MASKS_FILE, get_masks, make_permanent_, save_masks, sparsity_report

@@ -53,14 +53,16 @@ def report(runs, *, out, sort: str | None = None, remeasure: bool = False, speed
     ``max_length``, default the one the runs were timed with), so latencies and speedups compare.
     ``plots`` needs matplotlib (``pip install 'protege[report]'``).
     """
+    from protege.reporting.config import ReportConfig
+    from protege.utils.config import build_config
+
+    many = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    build_config(ReportConfig, dict(runs=many, out=out, sort=sort, remeasure=remeasure, speed_seconds=speed_seconds,
+                                    max_length=max_length, plots=plots, title=title), verb="report")  # the CLI's checks
     out = Path(out)
     _check_out(out)
     if plots:
         require_matplotlib()
-    if isinstance(speed_seconds, bool) or not isinstance(speed_seconds, (int, float)) or not speed_seconds > 0:
-        raise ProtegeError(f"speed_seconds must be a positive number, got {speed_seconds!r}")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise ProtegeError(f"max_length must be a positive integer, got {max_length!r}")
     found, skipped = collect_runs(runs, exclude=[out])
     if not found:
         why = "; ".join(f"{p} ({reason})" for p, reason in skipped) or "no run folders given"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from protege.engine.config import MAX_SPEED_SECONDS
 from protege.errors import ProtegeError
@@ -31,5 +33,14 @@ class ReportConfig(Section):
             raise ProtegeError("name at least one run folder: protege report runs/ --out report/")
         if not self.out:
             raise ProtegeError("--out is required (a folder for the report)")
+        out = Path(self.out)
+        if out.exists() and not out.is_dir():
+            raise ProtegeError(f"--out {self.out} is a file; the report is a folder (index.html, report.md, plots): "
+                               "choose a folder name")
+        parent = out if out.exists() else out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK):
+            raise ProtegeError(f"--out {self.out}: cannot write in {parent}; choose a writable folder")
         check_number(self, "speed_seconds", low=0, high=MAX_SPEED_SECONDS, low_open=True)
         check_positive(self, "max_length", optional=True)

@@ -13,7 +13,8 @@ import re
 from protege.errors import ProtegeError
 from protege.utils.fmt import num
 from protege.reporting.pareto import pareto_front
-from protege.reporting.table import Table, _short, primary_of
+from protege.reporting.describe import primary_of, short as _short
+from protege.reporting.table import Table
 
 __all__ = ["Plot", "require_matplotlib", "make_plots", "query_history"]
 

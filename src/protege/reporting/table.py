@@ -15,6 +15,8 @@ from pathlib import Path
 
 from protege.errors import ProtegeError
 from protege.evaluation.metrics import LOWER_IS_BETTER, TASK_KEYS
+from protege.reporting.describe import (key_settings, method_of, part, primary_of, short, source_of, sparsity_of,
+                                        train_data_of)
 from protege.utils.fmt import fmt_count, fmt_num, num
 from protege.reporting.collect import NOISY_TIMING, Run, eval_fingerprint_of, eval_sets, teacher_of, teacher_ref, timing_noise
 
@@ -68,17 +70,11 @@ ALIASES = {"name": "run", "latency": "latency_p50", "p50": "latency_p50", "p95":
            "disk": "disk_mb", "params": "parameters", "time": "train_time"}
 _SPEED_KEYS = ("cpu", "threads", "device", "accelerator", "torch", "max_length", "throughput_batch_size")
 # configuration shown elsewhere in the row or not worth a reader's attention
-_PLUMBING = {"train", "eval", "out", "text_column", "text_pair_column", "label_column", "split", "max_train_examples",
-             "max_eval_examples", "batch_size", "grad_accum", "max_length", "weight_decay", "warmup_ratio",
-             "max_grad_norm", "seed", "eval_every", "patience", "keep_best", "checkpoint_every", "log_every",
-             "group_by_length", "precision", "device", "speed", "speed_seconds", "resume", "overwrite", "progress",
-             "epochs", "max_steps", "lr", "teacher", "model", "method", "temperature", "hidden_loss",
-             "hidden_projection", "config"}
 
 
 def metric_columns(runs: list[Run]) -> list[Column]:
     """One column per task metric any run has: primary metrics first, then the usual order, then others."""
-    present = {k for r in runs for k, v in _part(_part(r.metrics, "eval"), "metrics").items() if num(v) is not None}
+    present = {k for r in runs for k, v in part(part(r.metrics, "eval"), "metrics").items() if num(v) is not None}
     order = [primary_of(r.metrics) for r in runs] + [k for k in TASK_KEYS if k in present] + sorted(present)
     return [Column(k, k, "metric", "low" if k in LOWER_IS_BETTER else "high") for k in dict.fromkeys(order)]
 
@@ -102,7 +98,7 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
     speeds = {}
     for r in runs:
         if timings is None:
-            speeds[r.name] = _part(r.metrics, "speed")
+            speeds[r.name] = part(r.metrics, "speed")
         else:
             speeds[r.name] = timings.get(_key(r.folder)) or {}
     ordered = _grouped(runs, teachers)
@@ -110,16 +106,16 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
     for r in ordered:
         if _has_speed(speeds[r.name]):
             sessions.setdefault(speed_setting(speeds[r.name]), chr(ord("A") + len(sessions)))
-    sources = {_source(r.metrics) for r in runs} - {None}
+    sources = {source_of(r.metrics) for r in runs} - {None}
     sets = eval_sets(ordered)  # rows that differ even under one file name; teachers get the first letters
 
     rows = []
     for run in ordered:
         m, teacher = run.metrics, teachers[run.name]
         speed = speeds[run.name]
-        flat = {**_part(_part(m, "eval"), "metrics"), **_part(_part(m, "eval"), "agreement"), **_part(m, "size")}
-        row = {"_run": run, "_source": _source(m), "run": run.name, "method": _method(m),
-               "teacher": teacher.name if teacher else _short(teacher_ref(m)),
+        flat = {**part(part(m, "eval"), "metrics"), **part(part(m, "eval"), "agreement"), **part(m, "size")}
+        row = {"_run": run, "_source": source_of(m), "run": run.name, "method": method_of(m),
+               "teacher": teacher.name if teacher else short(teacher_ref(m)),
                "runtime": m.get("runtime") if isinstance(m.get("runtime"), str) else None,
                "precision": m.get("precision") if isinstance(m.get("precision"), str) else None}
         row.update({k: num(v) for k, v in flat.items() if num(v) is not None})
@@ -128,12 +124,12 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         if _has_speed(speed):
             row.update(latency_p50=num(speed.get("latency_ms_p50")), latency_p95=num(speed.get("latency_ms_p95")),
                        throughput=num(speed.get("throughput_per_s")), timed_on=sessions[speed_setting(speed)])
-        row["remaining_parameters"] = num(_part(m, "pruning").get("remaining_parameters"))
-        row.update(sparsity=_sparsity(m), train_time=num(_part(m, "training").get("seconds")),
-                   data=_train_data(m), settings=key_settings(m))
+        row["remaining_parameters"] = num(part(m, "pruning").get("remaining_parameters"))
+        row.update(sparsity=sparsity_of(m), train_time=num(part(m, "training").get("seconds")),
+                   data=train_data_of(m), settings=key_settings(m))
         if len(sources) > 1 or sets:
             tag = f"[set {sets[run.name]}]" if run.name in sets else None
-            row["eval_data"] = " ".join(x for x in (_short(_source(m)), tag) if x) or None
+            row["eval_data"] = " ".join(x for x in (short(source_of(m)), tag) if x) or None
         noise = timing_noise(speed)
         if noise is not None and noise > NOISY_TIMING:
             notes.append(f"{run.name}: timings too noisy to trust (repeated rounds varied {noise:.0%}, over "
@@ -154,7 +150,7 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
                         "'eval data'; [set X] tells apart different rows under one name): compare task metrics only "
                         "between runs scored on the same data.")
     elif sources:
-        n = {_part(r.metrics, "eval").get("n") for r in runs} - {None}
+        n = {part(r.metrics, "eval").get("n") for r in runs} - {None}
         notes.insert(0, f"Quality on {next(iter(sources))}" + (f" ({n.pop()} examples)." if len(n) == 1 else "."))
     notes += [f"{r.name}: {note}" for r in runs for note in r.notes]
     primary = Counter(primary_of(r.metrics) for r in runs).most_common(1)[0][0]
@@ -216,44 +212,6 @@ def describe_setting(setting: tuple) -> str:
     return ", ".join(parts)
 
 
-def primary_of(metrics: dict) -> str:
-    """A run's primary metric: recorded, else by problem type."""
-    if isinstance(metrics.get("primary_metric"), str):
-        return metrics["primary_metric"]
-    return "pearson" if metrics.get("problem_type") == "regression" else "accuracy"
-
-
-def key_settings(metrics: dict) -> str | None:
-    """How a run was made, in a few words: the student or source model, method settings, and, when it
-    trained, the losses and the schedule."""
-    config = _part(metrics, "config")
-    trained = bool(num(_part(metrics, "training").get("steps")))
-    parts = []
-    student = _part(metrics, "student").get("description")
-    if student:
-        parts.append(str(student))
-    elif isinstance(config.get("model"), str):
-        parts.append(f"from {_short(config['model'])}")
-    losses = [f"{k[6:]} {v:g}" + (f" ({config['hidden_loss']})" if k == "alpha_hidden" and config.get("hidden_loss") else "")
-              for k, v in config.items() if k.startswith("alpha_") and num(v)]
-    if trained and losses:
-        parts.append("loss " + " + ".join(losses))
-        if num(config.get("alpha_kd")) and num(config.get("temperature")):
-            parts.append(f"T {config['temperature']:g}")
-    for k, v in config.items():
-        if (k in _PLUMBING or k.startswith("alpha_") or _secret(k) or v is None or v is False or v in ([], {})
-                or (student and k.startswith("student"))):
-            continue
-        parts.append(k.replace("_", " ") + ("" if v is True else f" {_setting(v)}"))
-    if trained and num(config.get("max_steps")):
-        parts.append(f"{config['max_steps']} steps")
-    elif trained and num(config.get("epochs")):
-        parts.append(f"{config['epochs']:g} epoch{'s' if config['epochs'] != 1 else ''}")
-    if trained and num(config.get("lr")):
-        parts.append(f"lr {config['lr']:g}")
-    return "; ".join(parts) or None
-
-
 # --- pieces ---------------------------------------------------------------------------------
 
 def _against_teacher(run, teacher, own: dict, ref_speed, remeasured: bool, notes: list[str]) -> dict:
@@ -261,21 +219,21 @@ def _against_teacher(run, teacher, own: dict, ref_speed, remeasured: bool, notes
     m = run.metrics
     if teacher_ref(m) is None:
         return {}
-    recorded = _part(m, "teacher")
-    ref_quality = _part(_part(recorded, "eval"), "metrics")
+    recorded = part(m, "teacher")
+    ref_quality = part(part(recorded, "eval"), "metrics")
     if not ref_quality and teacher is not None:
         fps = eval_fingerprint_of(m), eval_fingerprint_of(teacher.metrics)
-        same = fps[0] == fps[1] if all(fps) else _same(_source(m), _source(teacher.metrics))
+        same = fps[0] == fps[1] if all(fps) else _same(source_of(m), source_of(teacher.metrics))
         if same:
-            ref_quality = _part(teacher.metrics.get("eval") or {}, "metrics")
-        elif _source(m) and _source(teacher.metrics):
+            ref_quality = part(teacher.metrics.get("eval") or {}, "metrics")
+        elif source_of(m) and source_of(teacher.metrics):
             notes.append(f"{run.name}: no retention, it and its teacher were scored on different data"
-                         + (" (same name, different rows)" if _same(_source(m), _source(teacher.metrics)) else ""))
+                         + (" (same name, different rows)" if _same(source_of(m), source_of(teacher.metrics)) else ""))
     if not remeasured:
-        ref_speed = _part(recorded, "speed")  # timed with the run, interleaved: the honest pair
-        if not _has_speed(ref_speed) and teacher is not None and _has_speed(_part(teacher.metrics, "speed")):
-            if speed_setting(_part(teacher.metrics, "speed")) == speed_setting(own):
-                ref_speed = _part(teacher.metrics, "speed")
+        ref_speed = part(recorded, "speed")  # timed with the run, interleaved: the honest pair
+        if not _has_speed(ref_speed) and teacher is not None and _has_speed(part(teacher.metrics, "speed")):
+            if speed_setting(part(teacher.metrics, "speed")) == speed_setting(own):
+                ref_speed = part(teacher.metrics, "speed")
             elif _has_speed(own):
                 notes.append(f"{run.name}: no speedup, it and its teacher were timed under different settings "
                              "(use --remeasure)")
@@ -327,11 +285,6 @@ def _grouped(runs, teachers) -> list[Run]:
     return out
 
 
-def _part(d, key) -> dict:
-    v = d.get(key) if isinstance(d, dict) else None
-    return v if isinstance(v, dict) else {}
-
-
 def _has_speed(speed) -> bool:
     return isinstance(speed, dict) and num(speed.get("latency_ms_p50")) is not None
 
@@ -340,70 +293,10 @@ def _key(folder):
     return Path(folder).resolve() if folder else None
 
 
-def _source(m):
-    src = _part(m, "eval").get("source")
-    return str(src) if src is not None else None
-
-
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a == b
     return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-
-
-def _short(ref) -> str | None:
-    """A path or hub id, shortened to its last two parts."""
-    if ref is None:
-        return None
-    if "://" in str(ref):  # a URL (an extraction's victim) says more whole
-        return str(ref)
-    parts = [p for p in str(ref).replace("\\", "/").split("/") if p]
-    return "/".join(parts[-2:]) if parts else str(ref)
-
-
-def _method(m) -> str | None:
-    method = m.get("method")
-    inner = _part(m, "config").get("method")
-    if isinstance(inner, str) and inner and inner != method:
-        return f"{method} ({inner})" if method else inner
-    return str(method) if method else None
-
-
-def _sparsity(m):
-    """The measured sparsity (a pruning run's), else the one asked for; a fraction."""
-    value = _part(m, "pruning").get("sparsity", m.get("sparsity"))
-    if isinstance(value, dict):
-        value = next((value[k] for k in ("overall", "global", "total", "achieved", "actual", "sparsity")
-                      if num(value.get(k)) is not None), None)
-    if num(value) is None:
-        value = _part(m, "config").get("sparsity")
-    value = num(value)
-    if value is None:
-        return None
-    return value / 100 if value > 1 else value
-
-
-def _train_data(m) -> str | None:
-    config = _part(m, "config")
-    train = config.get("train")
-    if not isinstance(train, str):
-        return None
-    first = config.get("max_train_examples")
-    return _short(train) + (f" (first {first})" if num(first) else "")
-
-
-def _secret(key: str) -> bool:
-    return any(w in key.lower() for w in ("key", "token", "secret", "password"))
-
-
-def _setting(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, (list, tuple)):
-        return ",".join(_setting(x) for x in v)
-    if isinstance(v, str) and ("/" in v or "\\" in v):
-        return _short(v)
-    return str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def ratio(a, b):

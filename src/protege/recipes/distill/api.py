@@ -26,7 +26,7 @@ def finetune(config=None, **kwargs) -> dict:
 
 def _teacher_cache(cache_dir, teacher, features, spec, tokenizer, device, *, budget_gb, progress):
     """Open (or build once, on the main process) the teacher-output cache; tag features with their index."""
-    from protege.engine.cache import open_or_build_cache
+    from protege.objectives.cache import open_or_build_cache
     from protege.utils.device import barrier, process_group
     from protege.utils.log import log
 
@@ -53,7 +53,7 @@ def cache_teacher(config=None, **kwargs) -> dict:
     Returns the cache's manifest (folder, examples, bytes).
     """
     from protege.data import encode, load_run_data
-    from protege.engine.cache import CacheSpec
+    from protege.objectives.cache import CacheSpec
     from protege.losses import uniform_layer_map
     from protege.models import load_classifier, load_tokenizer, num_layers, parse_layer_spec
     from protege.models.loading import quiet_transformers
