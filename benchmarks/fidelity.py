@@ -16,6 +16,10 @@ Measured  per student: flips both ways with McNemar's exact p, ECE of teacher an
 
     python benchmarks/fidelity.py --out runs/bench-fidelity            # ~2 min per student on 2 CPU cores
     python benchmarks/fidelity.py --run int8=runs/export/int8 --max-eval-examples 200   # a quick look
+    RT=~/.cache/protege/rotten_tomatoes   # the demo's models: in distribution RT test, out of it SST-2 dev
+    python benchmarks/fidelity.py --teacher runs/demo/teacher --only --run distilled=runs/demo/student \
+        --run int8=runs/bench-deploy-demo/student-deploy/onnx-int8-dynamic --eval $RT/test.tsv \
+        --ood ../shared/data/glue/sst2/dev.tsv --train $RT/train.tsv --out runs/bench-fidelity-demo
     python benchmarks/report_screenshot.py runs/bench-fidelity/report/index.html --out benchmarks/fidelity_report.png
 """
 
@@ -53,16 +57,20 @@ def main() -> None:
     p.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER", help="a student to add or replace")
     p.add_argument("--max-eval-examples", type=int, default=None)
     p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--eval", default=str(DATA / "dev.tsv"), help="in-distribution data (default SST-2 dev)")
+    p.add_argument("--ood", default=None, help="out-of-distribution data (default: the demo's Rotten Tomatoes test split)")
+    p.add_argument("--train", default=str(DATA / "train.tsv"), help="the teacher's training data, for the rare-word slice")
+    p.add_argument("--only", action="store_true", help="only the --run students, not the SST-2 defaults")
     p.add_argument("--gate", default=None, help="budgets checked for every student (reported, not enforced)")
     args = p.parse_args()
     quiet_transformers()
     if not Path(args.teacher, "config.json").exists():
         raise SystemExit(f"no teacher at {args.teacher}: run `python benchmarks/sst2.py --out runs/bench-sst2` first")
-    students = dict(STUDENTS)
+    students = {} if args.only else dict(STUDENTS)
     for item in args.run:
         name, _, folder = item.partition("=")
         students[name] = folder
-    ood = rotten_tomatoes()["test"]
+    ood = args.ood or rotten_tomatoes()["test"]
     out = Path(args.out)
     results = {}
     for name, folder in students.items():
@@ -70,8 +78,8 @@ def main() -> None:
             print(f"== {name}: skipped, no model at {folder}")
             continue
         print(f"== {name}: {folder}", flush=True)
-        metrics = protege.evaluate(folder, eval=str(DATA / "dev.tsv"), compare=args.teacher, fidelity=True, ood=str(ood),
-                                   train=str(DATA / "train.tsv"), max_eval_examples=args.max_eval_examples,
+        metrics = protege.evaluate(folder, eval=args.eval, compare=args.teacher, fidelity=True, ood=str(ood),
+                                   train=args.train, max_eval_examples=args.max_eval_examples,
                                    max_length=args.max_length, speed=False, gate=args.gate,
                                    out=str(out / name / "metrics.json"), fidelity_dir=str(out / name / "fidelity"))
         results[name] = {"model": folder, "figures": metrics["fidelity"]["figures"],

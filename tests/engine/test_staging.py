@@ -163,3 +163,20 @@ def test_bad_flags_fail_before_torch_is_imported():
             "rc = main(['distill', '--teacher', 't', '--train', 'x', '--out', 'o', '--temperature', '0']); "
             "print(rc, 'torch' in sys.modules, 'transformers' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["2", "False", "False"]
+
+
+def test_an_empty_student_layers_is_refused_not_read_as_the_default(tiny_teacher_dir, tiny_data_dir, tmp_path, capsys):
+    assert main(_distill(tiny_teacher_dir, tiny_data_dir, tmp_path / "s", "--student-layers", "")) == 2
+    assert "--student-layers is empty" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("verb", ["evaluate", "detect", "verify-watermark"])
+def test_a_json_out_that_is_a_folder_is_refused_before_any_work(verb, tiny_teacher_dir, tiny_data_dir, tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    argv = {"evaluate": ["evaluate", str(tiny_teacher_dir), "--eval", str(tiny_data_dir / "dev.tsv")],
+            "detect": ["detect", str(tiny_teacher_dir), "--genuine", str(tiny_data_dir / "dev.tsv")],
+            "verify-watermark": ["verify-watermark", str(tiny_teacher_dir), "--log", str(tiny_data_dir / "dev.tsv"),
+                                 "--key", "k"]}[verb]
+    assert main(argv + ["--out", str(folder)]) == 2
+    assert "is a folder" in capsys.readouterr().err and list(folder.iterdir()) == []

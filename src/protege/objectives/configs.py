@@ -112,7 +112,7 @@ class TinyBertLosses(Section):
 
 @dataclass(frozen=True, kw_only=True)
 class EmbeddingLosses(Section):
-    """--objective embedding: a sentence-transformers student that reproduces its teacher's embeddings."""
+    """--objective embedding: a sentence-transformers student of its teacher's embeddings (defaults, measured best: layers ends, lr 3e-4)."""
 
     # measured (benchmarks/EMBEDDINGS.md): keeping the teacher's last layer, which is what gets pooled,
     # and a higher learning rate took a 3-layer MiniLM student from 88.6% to 97.4% of the teacher's STS-B
