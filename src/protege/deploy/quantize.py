@@ -1,7 +1,8 @@
 """int8 ONNX models by ``onnxruntime.quantization``: dynamic, and static calibrated on real text.
 
-- **dynamic** (``quantize_dynamic``): weights int8 ahead of time, activations quantized per call
-  from their observed range. Needs no data; the usual choice for transformers on CPU.
+- **dynamic** (``quantize_dynamic``): weights int8 ahead of time with one scale per output
+  channel, activations quantized per call from their observed range. Needs no data; the usual
+  choice for transformers on CPU.
 - **static** (``quantize_static``, QDQ format): activation ranges fixed from a calibration sample
   (MinMax over ``--calibration`` texts), uint8 activations and int8 weights (the fast u8s8
   kernels), on the MatMuls. ONNX Runtime fuses the QDQ pairs into integer kernels when the
@@ -48,11 +49,13 @@ def quantize_dynamic_onnx(src: str | Path, dst: str | Path) -> dict:
 
     try:
         with _quiet():
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False, extra_options=_default_type())
+            # per-channel weight scales: on the demo's MiniLM student they kept 99.05% of the fp32 answers,
+            # against 96.5% with one scale per tensor, at the same speed (benchmarks/README.md)
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=_default_type())
     except Exception as err:
         raise ProtegeError(f"dynamic int8 quantization of {src} failed in onnxruntime.quantization.quantize_dynamic "
                            f"({_first(err)}); export the fp32 variant only with --variants pytorch-fp32,onnx-fp32") from None
-    return {"quantization": {"method": "dynamic", "weights": "int8", "activations": "uint8, per call"}}
+    return {"quantization": {"method": "dynamic", "weights": "int8, per channel", "activations": "uint8, per call"}}
 
 
 class TextCalibrationReader:
