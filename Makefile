@@ -13,7 +13,7 @@ install:
 install-test: install
 	$(PIP) install -q -e ".[test]"
 
-# Fine-tune MiniLM-L6 on Rotten Tomatoes, distil a 3-layer student, report (fetches both assets; about 5 min on 2 cores, measured earlier).
+# Fine-tune MiniLM-L6 on Rotten Tomatoes, distil a 3-layer student, report (fetches both assets; about 7 min on 2 cores, measured earlier).
 demo: install
 	$(PYTHON) -m protege demo
 
