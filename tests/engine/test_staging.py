@@ -180,3 +180,21 @@ def test_a_json_out_that_is_a_folder_is_refused_before_any_work(verb, tiny_teach
                                  "--key", "k"]}[verb]
     assert main(argv + ["--out", str(folder)]) == 2
     assert "is a folder" in capsys.readouterr().err and list(folder.iterdir()) == []
+
+
+def test_a_missing_local_folder_fails_at_once_not_after_the_hubs_retries(tiny_data_dir, tmp_path, capsys, monkeypatch):
+    import time
+
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    started = time.perf_counter()
+    assert main(["evaluate", "runs/nope", "--eval", str(tiny_data_dir / "dev.tsv"), "--no-speed"]) == 2
+    assert "runs/nope: no such model folder" in capsys.readouterr().err
+    assert time.perf_counter() - started < 10  # the hub path took ~30 s of retries here
+
+
+def test_written_files_are_readable_by_others(tiny_teacher_dir, tiny_data_dir, tmp_path):
+    out = tmp_path / "s"
+    assert main(_distill(tiny_teacher_dir, tiny_data_dir, out)) == 0
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == 0o644 and all(m & 0o044 == 0o044 for m in modes.values()), modes

@@ -23,7 +23,7 @@ from protege.utils.device import is_main
 from protege.utils.io import write_json_atomic, write_text_atomic
 from protege.utils.log import log
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA_PATH", "finish_run", "recorded_command", "save_model", "stamp"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA_PATH", "finish_run", "recorded_command", "save_model", "stamp", "readable_by_others"]
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("metrics.schema.json")
@@ -74,6 +74,15 @@ def save_model(model, tokenizer, folder: str | Path) -> None:
         tokenizer.save_pretrained(folder)
 
 
+def readable_by_others(folder: str | Path) -> None:
+    """Give every file in ``folder`` the usual 0644 (transformers writes ``model.safetensors`` as 0600)."""
+    import os
+
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            os.chmod(path, 0o644)
+
+
 def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Callable[[], dict], config: dict,
                save: Callable[[Path], None] | None = None, model=None, tokenizer=None, result=None,
                extra: dict | None = None, card: Callable[[dict], str] | None = None,
@@ -95,6 +104,7 @@ def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Ca
             save(folder)
         else:
             save_model(model, tokenizer, folder)
+        readable_by_others(folder)
         _check_written(folder)
     log("measuring quality, size and speed ...")
     metrics = measure()

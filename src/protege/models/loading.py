@@ -8,7 +8,7 @@ from pathlib import Path
 from protege.errors import ProtegeError
 from protege.models.checks import check_tokenizer, check_weight_files, weights_error
 
-__all__ = ["from_pretrained", "load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
+__all__ = ["from_pretrained", "looks_local", "load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
 
 
 def quiet_transformers() -> None:
@@ -41,6 +41,8 @@ def load_config(name: str):
     path = Path(name).expanduser()
     if path.exists() and path.is_dir() and not (path / "config.json").exists():
         raise ProtegeError(f"{name}: no config.json in this folder; pass a save_pretrained model folder")
+    if not path.exists() and looks_local(name):  # not a hub id: fail now, not after the hub's retries
+        raise ProtegeError(f"{name}: no such model folder; pass a save_pretrained folder or a hub id")
     try:
         config = AutoConfig.from_pretrained(str(path) if path.exists() else name)
     except (OSError, ValueError, KeyError) as err:
@@ -49,6 +51,19 @@ def load_config(name: str):
     # first: a cut or corrupted weights file is named here, not met as a traceback in the reader
     check_weight_files(path)
     return config
+
+
+def looks_local(name: str) -> bool:
+    """Whether ``name`` is meant as a local path rather than a hub id (``owner/name`` or ``name``).
+
+    Paths start with ``.``, ``/`` or ``~``, have more than one ``/``, or begin with a folder that
+    exists here (``runs/teacher`` when there is a ``runs/``).
+    """
+    text = str(name)
+    if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        return True
+    first = text.split("/", 1)[0]
+    return "/" in text and Path(first).is_dir()
 
 
 def problem_type_of(config) -> str:
