@@ -97,3 +97,23 @@ def write_sentence_transformer(folder, model, tokenizer, *, pooling="mean", norm
         "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": pooling == "max"}))
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
     return folder
+
+
+def make_flipped_student(folder, teacher_dir, data):
+    """Teacher layers 0 and 2 with a new random head centred on ``data``: about half the answers flip."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import protege
+
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    student = protege.keep_layers(AutoModelForSequenceClassification.from_pretrained(teacher_dir), [0, 2])
+    texts = [line.split("\t")[0] for line in data.read_text().splitlines()[1:]]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        student.classifier.weight.normal_(0.0, 2.0)
+        logits = student(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+        student.classifier.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
+    student.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -75,6 +75,7 @@ def test_prune_imp_logs_and_records_why_it_stopped(tiny_teacher_dir, tiny_data_d
 def test_the_demo_seeds_every_generator_and_fixes_the_thread_count(tmp_path, monkeypatch):
     import protege.recipes.distill.api as distill_api
     import protege.recipes.evaluate as evaluate_api
+    import protege.recipes.finetune as finetune_api
     from protege.data import assets
     from protege.recipes.demo import DEMO_THREADS, run_demo
 
@@ -86,7 +87,7 @@ def test_the_demo_seeds_every_generator_and_fixes_the_thread_count(tmp_path, mon
 
     monkeypatch.setattr(assets, "minilm_dir", lambda: tmp_path / "minilm")
     monkeypatch.setattr(assets, "rotten_tomatoes", lambda: {k: tmp_path / f"{k}.tsv" for k in ("train", "dev", "test")})
-    monkeypatch.setattr(distill_api, "finetune", stage)
+    monkeypatch.setattr(finetune_api, "finetune", stage)
     monkeypatch.setattr(distill_api, "distill", stage)
     monkeypatch.setattr(evaluate_api, "evaluate", lambda *a, **k: {"threads": torch.get_num_threads()})
     before = torch.get_num_threads()

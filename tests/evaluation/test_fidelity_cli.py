@@ -7,29 +7,10 @@ import json
 import pytest
 
 from protege.cli.main import main
+from helpers import make_flipped_student
 
 PNG = b"\x89PNG\r\n\x1a\n"
 RARE = ["zebra", "quokka", "xylophone", "kumquat"]  # spelled out in letter pieces never seen in train.tsv
-
-
-def make_student(folder, teacher_dir, data):
-    """Teacher layers 0 and 2 with a new random head centred on ``data``: about half the answers flip."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    import protege
-
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    student = protege.keep_layers(AutoModelForSequenceClassification.from_pretrained(teacher_dir), [0, 2])
-    texts = [line.split("\t")[0] for line in data.read_text().splitlines()[1:]]
-    torch.manual_seed(1)
-    with torch.no_grad():
-        student.classifier.weight.normal_(0.0, 2.0)
-        logits = student(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-        student.classifier.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
-    student.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +24,7 @@ def fidelity_run(tmp_path_factory, tiny_teacher_dir, tiny_data_dir):
     (root / "eval.tsv").write_text("\n".join(dev[:33] + rare_rows) + "\n")  # 32 common + 8 rare examples
     ood = "".join(f"stock market {w} fine\t1\npolice city bad {w}\t0\n" for w in RARE)
     (root / "ood.tsv").write_text("sentence\tlabel\n" + ood)
-    student = make_student(root / "student", tiny_teacher_dir, root / "eval.tsv")
+    student = make_flipped_student(root / "student", tiny_teacher_dir, root / "eval.tsv")
     out = root / "run" / "metrics.json"
     stdout = io.StringIO()
     threads = torch.get_num_threads()

@@ -7,6 +7,7 @@ import pytest
 from protege.cli.main import main
 from protege.errors import ProtegeError
 from protege.evaluation.gates import Gate, check_gate_names, check_gates, format_gates, parse_gates
+from helpers import make_flipped_student
 
 
 def test_parse_budgets_with_spaces_and_percentages():
@@ -70,25 +71,6 @@ def test_budgets_pass_fail_by_how_much_and_skip_unmeasured_figures_unless_strict
 def flipped_student(tmp_path_factory, tiny_teacher_dir, tiny_data_dir):
     """Teacher layers 0 and 2 with a new random head centred on the dev set, so about half the answers flip."""
     return make_flipped_student(tmp_path_factory.mktemp("flipped"), tiny_teacher_dir, tiny_data_dir / "dev.tsv")
-
-
-def make_flipped_student(folder, teacher_dir, data):
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    import protege
-
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    student = protege.keep_layers(AutoModelForSequenceClassification.from_pretrained(teacher_dir), [0, 2])
-    texts = [line.split("\t")[0] for line in data.read_text().splitlines()[1:]]
-    torch.manual_seed(1)
-    with torch.no_grad():
-        student.classifier.weight.normal_(0.0, 2.0)
-        logits = student(**tokenizer(texts, padding=True, return_tensors="pt")).logits
-        student.classifier.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
-    student.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def evaluate(student, teacher, data, out, *flags):

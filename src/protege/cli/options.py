@@ -82,26 +82,19 @@ def _recipe(args: argparse.Namespace, classes) -> dict:
 
 def config_from_args(cls, args: argparse.Namespace, *, verb: str | None = None):
     """Build ``cls`` from a recipe (if ``--config``) with the given flags on top."""
-    recipe = _recipe(args, [cls])
-    flags = config_values(args)
-    if recipe:  # every recipe value is checked, even one a flag overrides
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = {k: v for k, v in recipe.items() if k not in fields}
-        if unknown:  # raises the one-line "unknown option" error (with a did-you-mean)
-            build_config(cls, unknown, source=f"recipe {args.config}", verb=verb)
-        for key, value in recipe.items():
-            coerce(key, value, fields[key], f"recipe {args.config}")
-    return build_config(cls, {**recipe, **flags}, source="arguments", verb=verb)
+    return build_config(cls, options_from_args(args, [cls], verb=verb), source="arguments", verb=verb)
 
 
-def options_from_args(args: argparse.Namespace, classes=()) -> dict:
+def options_from_args(args: argparse.Namespace, classes=(), *, verb: str | None = None) -> dict:
     """The recipe's options (if ``--config``) with the given flags on top, as one flat dict.
 
-    Every recipe value whose field one of ``classes`` declares is type-checked, even one a flag overrides.
+    Every recipe value is type-checked against the field one of ``classes`` declares, even one a
+    flag overrides; a key none of them declares is refused, naming the recipe.
     """
     recipe = _recipe(args, classes)
     fields = {f.name: f for cls in reversed(list(classes)) for f in dataclasses.fields(cls)}
     for key, value in recipe.items():
-        if key in fields:
-            coerce(key, value, fields[key], f"recipe {args.config}")
+        if key not in fields:  # the one-line "unknown option" error, with a did-you-mean
+            build_config(classes[0], {key: value}, source=f"recipe {args.config}", verb=verb)
+        coerce(key, value, fields[key], f"recipe {args.config}")
     return {**recipe, **config_values(args)}

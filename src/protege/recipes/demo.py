@@ -61,7 +61,8 @@ def run_demo(out: str = "runs/demo", *, epochs: float = 1.0, max_length: int = 6
 
 def _run(out, *, epochs, max_length, batch_size, student_layers, overwrite, progress, seed) -> dict:
     from protege.data.assets import minilm_dir, rotten_tomatoes
-    from protege.recipes.distill.api import distill, finetune
+    from protege.recipes.distill.api import distill
+    from protege.recipes.finetune import finetune
     from protege.engine.staging import staging_dir
     from protege.engine.staging import has_checkpoint
     from protege.recipes.evaluate import evaluate

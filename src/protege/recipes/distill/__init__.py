@@ -6,6 +6,6 @@
 from protege.utils.lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "finetune": "api", "distill": "api", "cache_teacher": "api",
+    "finetune": "protege.recipes.finetune", "distill": "api", "cache_teacher": "api",
     "FinetuneConfig": "protege.recipes.finetune", "DistillConfig": "config", "CacheConfig": "config", "OBJECTIVES": "config",
 })

@@ -14,14 +14,7 @@ from pathlib import Path
 
 from protege.recipes.distill.config import CacheConfig, DistillConfig
 
-__all__ = ["distill", "cache_teacher", "finetune"]
-
-
-def finetune(config=None, **kwargs) -> dict:
-    """:func:`protege.recipes.finetune.finetune` (kept here so ``protege.recipes.distill`` has every training verb)."""
-    from protege.recipes.finetune import finetune as run
-
-    return run(config, **kwargs)
+__all__ = ["distill", "cache_teacher"]
 
 
 def _teacher_cache(cache_dir, teacher, features, spec, tokenizer, device, *, budget_gb, progress):
