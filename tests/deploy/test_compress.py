@@ -115,3 +115,19 @@ def test_an_interrupted_run_resumes_from_its_finished_stages(tiny_teacher_dir, t
     assert json.loads((out / "candidates" / "L2-ffn50" / "pruned" / "config.json").read_text())["intermediate_size"] == 32
     best = max((p for p in metrics["compress"]["candidates"] if p["parity"]), key=lambda p: (p["quality"], p["speedup"]))
     assert metrics["compress"]["winner"] == best["name"]
+
+
+def test_candidates_with_one_layer_count_share_one_distillation(tiny_teacher_dir, tiny_data_dir, tmp_path, monkeypatch):
+    import protege.recipes.distill.api as distill_api
+
+    cands = tmp_path / "c.yaml"
+    cands.write_text("- layers: 1\n- {layers: 1, ffn: 0.5}\n")
+    out = tmp_path / "ship"
+    real, calls = distill_api.distill, []
+    monkeypatch.setattr(distill_api, "distill", lambda *a, **k: calls.append(k["out"]) or real(*a, **k))
+    assert main(_argv(tiny_teacher_dir, tiny_data_dir, out, cands, "--target-speedup", "0.001")) == 0
+    assert len(calls) == 1 and calls[0].endswith("L1-ffn100/student")
+    shared = out / "candidates" / "L1-ffn50"
+    assert not (shared / "student").exists()
+    pruned = json.loads((shared / "pruned" / "metrics.json").read_text())
+    assert pruned["config"]["model"].endswith("L1-ffn100/student")

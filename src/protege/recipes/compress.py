@@ -17,6 +17,8 @@ plus the teacher itself exported (what a user gets without training). Or give ``
 FILE.yaml``: a list of ``{layers: K, ffn: 0.5, heads: 1.0}`` (keep ratios; ``name`` optional).
 
 Each stage writes its own folder under ``candidates/NAME/`` (``student``, ``pruned``, ``export``);
+candidates with the same layer count share one distillation (the first one's ``student``), so
+the default grid trains three students, not six;
 an interrupted run keeps them (the staging folder holds a checkpoint marker) and ``--resume``
 reuses every finished stage. A budget nothing meets keeps them too and ends with exit 1, the
 table and the closest point: rerun with ``--resume`` and another budget to reuse the work.
@@ -252,14 +254,19 @@ def _run_candidates(cfg: CompressConfig, root: Path, cands: list[dict]) -> dict[
         _mark(root, done)
         return metrics
 
+    students: dict[int, Path] = {}  # one distillation per layer count, shared by the candidates that prune it differently
     for cand in cands:
         t0, ran = time.perf_counter(), done
         folder = root / "candidates" / cand["name"]
         source = cfg.teacher
         if cand["name"] != "teacher" and cand["layers"] < int(tconf.num_hidden_layers):
-            run_stage(cand, f"distill ({cand['layers']} layers)", folder / "student", distill, True, teacher=cfg.teacher,
-                  student_layers=f"uniform:{cand['layers']}", **train)
-            source = str(folder / "student")
+            student = students.setdefault(cand["layers"], folder / "student")
+            if student.parent != folder:
+                log(f"[{cand['name']}] distill: sharing the {cand['layers']}-layer student of {student.parent.name}")
+            else:
+                run_stage(cand, f"distill ({cand['layers']} layers)", student, distill, True, teacher=cfg.teacher,
+                          student_layers=f"uniform:{cand['layers']}", **train)
+            source = str(student)
         keep = {}
         if cand["ffn"] < 1:
             keep["keep_ffn"] = max(1, round(cand["ffn"] * int(getattr(tconf, ffn_size_key(tconf)))))
