@@ -54,6 +54,7 @@ def main() -> None:
     p.add_argument("--max-train-examples", type=int, default=20000, help="compress's distillation data (as sst2.py)")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--target-speedup", type=float, default=8.0)
+    p.add_argument("--candidates", default=None, help="compress --candidates YAML (default: compress's own grid)")
     p.add_argument("--speed-seconds", type=float, default=20.0, help="per model, in the final interleaved session")
     p.add_argument("--skip-compress", action="store_true",
                    help="only the exports of the given teacher and student, and the final session (no compress run)")
@@ -71,6 +72,7 @@ def main() -> None:
         protege.compress(teacher=teacher, train=args.train, eval=args.eval, target_speedup=args.target_speedup,
                          calibration=args.train, max_train_examples=args.max_train_examples, epochs=args.epochs,
                          batch_size=32, lr=1e-4, warmup_ratio=0.1, max_length=args.max_length, out=str(shipped),
+                         candidates=args.candidates,
                          resume=(shipped.parent / f".{shipped.name}.partial").exists(), progress=False)
     shipped_metrics = None if args.skip_compress else json.loads((shipped / "metrics.json").read_text())
 

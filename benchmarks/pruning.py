@@ -102,6 +102,7 @@ def main() -> None:
     p.add_argument("--speed-seconds", type=float, default=10.0, help="timing budget per model and run")
     p.add_argument("--skip-unstructured", action="store_true")
     p.add_argument("--skip-structured", action="store_true")
+    p.add_argument("--only", default=None, help="comma-separated structured runs to make (default: all of them)")
     p.add_argument("--retime", nargs="*", metavar="RUN",
                    help="only re-time the dense teacher and these finished runs of --out (default: all), interleaved "
                         "in one session, and write OUT/retimed.json (for numbers taken while the machine was busy)")
@@ -140,8 +141,12 @@ def main() -> None:
             masks = _random_masks(args.teacher, out / f"global-{s:g}", out / f"random-{s:g}.masks.safetensors", seed=0)
             metrics[f"random-{s:g}"] = run(f"random-{s:g}", method="masks", masks=str(masks))
     if not args.skip_structured:
+        only = set(args.only.split(",")) if args.only else set(STRUCTURED)
+        if only - set(STRUCTURED):
+            raise SystemExit(f"--only: unknown runs {sorted(only - set(STRUCTURED))}; choose from {', '.join(STRUCTURED)}")
         for name, kw in STRUCTURED.items():
-            metrics[name] = run(name, method="structured", **kw)
+            if name in only:
+                metrics[name] = run(name, method="structured", **kw)
     if not metrics:
         raise SystemExit("nothing to run: drop --skip-unstructured or --skip-structured")
     dense = next(iter(metrics.values()))["teacher"]["eval"]["metrics"]["accuracy"]
