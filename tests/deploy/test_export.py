@@ -9,7 +9,7 @@ import torch
 from protege.cli.main import main
 from protege.engine.finish import SCHEMA_PATH
 
-VARIANTS = ["pytorch-fp32", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static"]
+VARIANTS = ["pytorch-fp32", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-mixed"]
 
 
 def _validate(metrics):

@@ -5,7 +5,7 @@
     DIR/metrics.json, README.md, protege_config.json        (every variant, measured; the recommended one)
     DIR/pytorch-fp32/    model.safetensors + config.json + tokenizer   (the reference)
     DIR/onnx-fp32/       model.onnx + config.json + tokenizer + protege_export.json
-    DIR/onnx-int8-dynamic/, DIR/onnx-int8-static/  (the same layout)
+    DIR/onnx-int8-dynamic/, DIR/onnx-int8-static/, DIR/onnx-int8-mixed/  (the same layout)
 
 ``protege_export.json`` (the manifest) says which runtime and precision the folder holds.
 Anything that takes a model folder (``evaluate``, ``serve``, ``report``) accepts a variant folder
@@ -32,8 +32,9 @@ VARIANTS = {
     "onnx-fp32": ("onnxruntime", "fp32"),
     "onnx-int8-dynamic": ("onnxruntime", "int8-dynamic"),
     "onnx-int8-static": ("onnxruntime", "int8-static"),
+    "onnx-int8-mixed": ("onnxruntime", "int8-mixed"),  # dynamic int8, sensitive MatMuls in fp32 (deploy.mixed)
 }
-DEFAULT_VARIANTS = tuple(VARIANTS)  # onnx-int8-static only when --calibration is given
+DEFAULT_VARIANTS = tuple(VARIANTS)  # onnx-int8-static and -mixed only when --calibration is given
 
 
 def read_manifest(folder: str | Path) -> dict | None:

@@ -43,15 +43,21 @@ def _default_type():
     return {"DefaultTensorType": onnx.TensorProto.FLOAT}
 
 
-def quantize_dynamic_onnx(src: str | Path, dst: str | Path) -> dict:
-    """Dynamic int8 quantization of the ONNX model ``src`` into ``dst``; returns what the manifest records."""
+def quantize_dynamic_onnx(src: str | Path, dst: str | Path, *, nodes_to_quantize: list[str] | None = None,
+                          nodes_to_exclude: list[str] | None = None) -> dict:
+    """Dynamic int8 quantization of the ONNX model ``src`` into ``dst``; returns what the manifest records.
+
+    ``nodes_to_quantize`` / ``nodes_to_exclude`` restrict it to / keep in fp32 the named nodes
+    (:mod:`protege.deploy.mixed` uses them).
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     try:
         with _quiet():
             # per-channel weight scales: on the demo's MiniLM student they kept 99.05% of the fp32 answers,
             # against 96.5% with one scale per tensor, at the same speed (benchmarks/README.md)
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=_default_type())
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, extra_options=_default_type(),
+                             nodes_to_quantize=nodes_to_quantize, nodes_to_exclude=nodes_to_exclude)
     except Exception as err:
         raise ProtegeError(f"dynamic int8 quantization of {src} failed in onnxruntime.quantization.quantize_dynamic "
                            f"({_first(err)}); export the fp32 variant only with --variants pytorch-fp32,onnx-fp32") from None

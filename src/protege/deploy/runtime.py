@@ -82,7 +82,7 @@ class OrtClassifier(nn.Module):
 
     @property
     def precision(self) -> str:
-        """``fp32``, ``int8-dynamic`` or ``int8-static``."""
+        """``fp32``, ``int8-dynamic``, ``int8-static`` or ``int8-mixed``."""
         return self.info.get("precision", "fp32")
 
     def parameter_counts(self) -> dict[str, int]:

@@ -22,7 +22,7 @@ REFERENCE = "pytorch-fp32"
 SPEED_TEXTS = 64
 MEMORY_BATCH = 32
 # without timings, the usual order of speed on a CPU (fastest first)
-PREFERENCE = ("onnx-int8-static", "onnx-int8-dynamic", "onnx-fp32", "pytorch-fp32")
+PREFERENCE = ("onnx-int8-static", "onnx-int8-dynamic", "onnx-int8-mixed", "onnx-fp32", "pytorch-fp32")
 
 
 def parity(agreement: dict, problem_type: str, min_agreement: float) -> dict:
@@ -42,7 +42,7 @@ def recommend(variants: dict[str, dict]) -> tuple[str | None, str]:
     if timed and len(timed) == len(passing):
         return min(timed, key=lambda n: variants[n]["speed"]["latency_ms_p50"]), "lowest batch-1 p50 latency among passing variants"
     order = [n for n in PREFERENCE if n in passing] + [n for n in passing if n not in PREFERENCE]
-    return order[0], "speed not measured: the usual CPU speed order (static int8, dynamic int8, ONNX fp32, PyTorch fp32)"
+    return order[0], "speed not measured: the usual CPU speed order (static int8, dynamic int8, mixed int8, ONNX fp32, PyTorch fp32)"
 
 
 def _logits(model, tokenizer, examples, max_length, batch_size):

@@ -20,23 +20,26 @@ from protege.utils.config import check_number, check_positive, option
 
 __all__ = ["ExportConfig", "export", "parse_variants", "load_calibration"]
 
-_NAMES = ("pytorch-fp32", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static")
+_NAMES = ("pytorch-fp32", "onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int8-mixed")
+_CALIBRATED = ("onnx-int8-static", "onnx-int8-mixed")  # need --calibration text
 
 
 def parse_variants(spec: str | None, *, calibration: bool) -> list[str]:
-    """The variants to build from ``--variants`` (``auto``: all, static int8 only with calibration data)."""
+    """The variants to build from ``--variants`` (``auto``: all; static and mixed int8 only with calibration data)."""
     if spec in (None, "", "auto", "all"):
-        return [v for v in _NAMES if v != "onnx-int8-static" or calibration]
+        return [v for v in _NAMES if v not in _CALIBRATED or calibration]
     names = [s.strip() for s in str(spec).split(",") if s.strip()]
     unknown = [n for n in names if n not in _NAMES]
     if unknown or not names:
         raise ProtegeError(f"--variants: unknown variant {(unknown or [spec])[0]!r}; "
                            f"choose from {', '.join(_NAMES)} (comma-separated) or auto")
-    if "onnx-int8-static" in names and not calibration:
-        raise ProtegeError("--variants onnx-int8-static needs calibration text: "
+    needs = [n for n in names if n in _CALIBRATED]
+    if needs and not calibration:
+        raise ProtegeError(f"--variants {needs[0]} needs calibration text: "
                            "pass --calibration FILE (a sample of the training data)")
-    if calibration and "onnx-int8-static" not in names:
-        raise ProtegeError("--calibration is only used by onnx-int8-static; add it to --variants or drop --calibration")
+    if calibration and not needs:
+        raise ProtegeError("--calibration is only used by onnx-int8-static and onnx-int8-mixed; add one to --variants "
+                           "or drop --calibration")
     # the fp32 PyTorch model is the reference every variant is verified against
     return ["pytorch-fp32"] + [n for n in _NAMES if n in names and n != "pytorch-fp32"]
 
@@ -49,10 +52,11 @@ class ExportConfig(EvalData, Speed, Output):
                         required=True, positional=True)
     compare: str | None = option(None, "the teacher: agreement with it, and timed in the same session for the ratios",
                                  metavar="TEACHER")
-    variants: str = option("auto", f"comma-separated subset of {', '.join(_NAMES)}; auto: all (static int8 only with "
-                                   "--calibration)")
-    calibration: str | None = option(None, "text for static int8 calibration: a sample of the training data (any table "
-                                           "with a text column; labels not needed)", path=True)
+    variants: str = option("auto", f"comma-separated subset of {', '.join(_NAMES)}; auto: all (static and mixed int8 "
+                                   "only with --calibration)")
+    calibration: str | None = option(None, "a sample of the training data (any table with a text column; labels not "
+                                           "needed): calibrates static int8 and picks mixed int8's fp32 MatMuls",
+                                     path=True)
     calibration_examples: int = option(256, "use at most N calibration examples")
     min_agreement: float = option(0.99, "parity: a variant agreeing with the fp32 PyTorch model on fewer than this share "
                                         "of --eval examples (Pearson for regression) fails and is never recommended")
@@ -96,7 +100,7 @@ def export(model: str | None = None, *, config: ExportConfig | None = None, **kw
         run = _prepare(cfg)
         stage.begin()
         models = build_variants(run["model"], run["tokenizer"], stage.path, run["names"], calibration=run["calibration"],
-                                max_length=cfg.max_length, opset=cfg.opset, source=cfg.model)
+                                max_length=cfg.max_length, opset=cfg.opset, source=cfg.model, min_agreement=cfg.min_agreement)
         return _finish(cfg, stage, run, models)
 
 
@@ -164,13 +168,14 @@ def _is_pytorch_variant(path) -> bool:
 
 
 def build_variants(model, tokenizer, root: Path, names: list[str], *, calibration=None, max_length: int = 128,
-                   opset: int = 17, source: str = "model") -> dict:
+                   opset: int = 17, source: str = "model", min_agreement: float = 0.99) -> dict:
     """Write each variant's folder under ``root`` and load it back as it ships; returns name -> ``(model, folder)``.
 
     The ONNX variants are loaded from their files (what is measured is what ships).
     """
     from protege.deploy.folders import ONNX_FILE, VARIANTS, load_exported, write_manifest
     from protege.deploy.onnx_export import export_onnx, input_names_of
+    from protege.deploy.mixed import quantize_mixed_onnx
     from protege.deploy.quantize import TextCalibrationReader, quantize_dynamic_onnx, quantize_static_onnx
     from protege.engine import save_model
     from protege.evaluation.size import parameter_counts
@@ -200,6 +205,11 @@ def build_variants(model, tokenizer, root: Path, names: list[str], *, calibratio
             elif name == "onnx-int8-dynamic":
                 log("quantizing: dynamic int8")
                 info.update(quantize_dynamic_onnx(fp32_file, folder / ONNX_FILE))
+            elif name == "onnx-int8-mixed":
+                log(f"quantizing: mixed int8, fp32 fallback chosen on {len(calibration)} examples of {calibration.source}")
+                reader = TextCalibrationReader(calibration, tokenizer, input_names_of(model, tokenizer), max_length=max_length)
+                info.update(quantize_mixed_onnx(fp32_file, folder / ONNX_FILE, reader.batches, min_agreement=min_agreement,
+                                                log=log))
             else:
                 log(f"quantizing: static int8, calibrated on {len(calibration)} examples of {calibration.source}")
                 reader = TextCalibrationReader(calibration, tokenizer, input_names_of(model, tokenizer), max_length=max_length)
