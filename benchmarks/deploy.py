@@ -74,7 +74,18 @@ def main() -> None:
                          batch_size=32, lr=1e-4, warmup_ratio=0.1, max_length=args.max_length, out=str(shipped),
                          candidates=args.candidates,
                          resume=(shipped.parent / f".{shipped.name}.partial").exists(), progress=False)
-    shipped_metrics = None if args.skip_compress else json.loads((shipped / "metrics.json").read_text())
+    shipped_metrics = None
+    if not args.skip_compress:
+        if not (shipped / "metrics.json").is_file():  # no candidate met the budget: compress kept its table there
+            partial = json.loads((shipped.parent / f".{shipped.name}.partial" / "compress.json").read_text())
+            closest = partial["compress"]["closest"]
+            print(f"compress: no candidate meets the budget; closest {closest} (timed below)")
+            shipped = shipped.parent / f".{shipped.name}.partial" / "candidates" / closest.split("/")[0] / "export" / closest.split("/")[1]
+            point = next(p for p in partial["compress"]["candidates"] if p["name"] == closest)
+            shipped_metrics = {"compress": {"winner": closest + " (closest, budget not met)"},
+                               "eval": {"metrics": {"accuracy": point["quality"]}}}
+        else:
+            shipped_metrics = json.loads((shipped / "metrics.json").read_text())
 
     # one session: every artifact timed round-robin beside the fp32 PyTorch teacher
     folders = {"teacher (PyTorch fp32)": teacher,
