@@ -43,7 +43,8 @@ def _settings(args, **kw):
     from protege.engine.config import TrainSettings
 
     return TrainSettings(train=str(DATA), out="unused", batch_size=args.batch_size, max_steps=args.steps, max_length=args.max_length,
-                         lr=5e-5, progress=False, log_every=10**9, checkpoint_every=10**9, **kw)
+                         lr=5e-5, progress=False, log_every=10**9, checkpoint_every=10**9, checkpoint_minutes=0,
+                         **kw)
 
 
 def run_variant(name: str, args) -> dict:

@@ -34,9 +34,11 @@ def test_a_structure_in_the_pair_or_label_column_is_refused(tmp_path):
     pairs = _jsonl(tmp_path / "pairs.jsonl", [{"sentence1": "a", "sentence2": {"x": 1}, "label": 0}])
     with pytest.raises(ProtegeError, match=r"row 1: column 'sentence2' holds a JSON object, not text"):
         load_examples(str(pairs))
-    labels = _jsonl(tmp_path / "labels.jsonl", [GOOD, {"sentence": "b", "label": [0, 1]}])
-    with pytest.raises(ProtegeError, match=r"row 2: column 'label' holds a JSON list, not one label"):
+    labels = _jsonl(tmp_path / "labels.jsonl", [GOOD, {"sentence": "b", "label": {"a": 1}}])
+    with pytest.raises(ProtegeError, match=r"row 2: column 'label' holds a JSON object, not one label"):
         load_examples(str(labels))
+    sets = _jsonl(tmp_path / "sets.jsonl", [GOOD, {"sentence": "b", "label": [0, 1]}])  # a label set: multi-label
+    assert load_examples(str(sets)).labels == [1, [0, 1]]
 
 
 def test_a_parquet_list_column_is_refused(tmp_path):

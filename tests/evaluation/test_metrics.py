@@ -77,7 +77,7 @@ def test_primary_metric():
 
 
 @pytest.mark.parametrize("call", [
-    lambda: primary_metric("multi_label_classification"),
+    lambda: primary_metric("token_classification"),
     lambda: task_metrics(np.zeros((3, 2)), [0, 1], CLS),
     lambda: task_metrics(np.zeros((3, 2)), [0, 1, 2], CLS),
     lambda: task_metrics(np.zeros((3, 2)), [0, 1, 0.5], CLS),

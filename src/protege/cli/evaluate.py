@@ -39,6 +39,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         for line in format_gates(gates):
             print(line, file=sys.stderr if " failed:" in line else sys.stdout)
-        if not gates["passed"]:
-            return 1
-    return 0
+    from protege.cli.verdict import degenerate_status
+
+    degenerate = degenerate_status(metrics, strict=cfg.strict)  # a warning line; 1 with --strict
+    return 1 if gates and not gates["passed"] else degenerate

@@ -40,12 +40,15 @@ def add_compress(parser: argparse.ArgumentParser) -> None:
 
 
 def run_compress(args: argparse.Namespace) -> int:
-    """Run the pipeline and print the candidate table; exit 1 when no candidate meets the budget."""
+    """Run the pipeline and print the candidate table; exit 1 when no candidate meets the budget (or, with
+    ``--strict``, the shipped model is degenerate)."""
     import sys
 
+    from protege.cli.verdict import degenerate_status
     from protege.recipes.compress import CompressConfig, compress, format_candidates
 
-    metrics = compress(config=config_from_args(CompressConfig, args, verb="compress"))
+    cfg = config_from_args(CompressConfig, args, verb="compress")
+    metrics = compress(config=cfg)
     print(format_candidates(metrics))
     if not metrics["compress"]["winner"]:
         print(f"protege: no candidate meets the budget ({metrics['compress']['budget']['text']}); closest: "
@@ -53,4 +56,4 @@ def run_compress(args: argparse.Namespace) -> int:
               "run again with --resume and another budget to reuse them", file=sys.stderr)
         return 1
     print(f"shipped: {metrics['model']} ({metrics['compress']['winner']})")
-    return 0
+    return degenerate_status(metrics, strict=cfg.strict)

@@ -49,7 +49,9 @@ def run_extract(args: argparse.Namespace) -> int:
     print(f"queries: {x['budget']} {x['queries']} ({x['sent']} sent now, {x['from_log']} from {x['query_log']}); "
           f"victim answered with {x['output']} -> {x['targets']} targets")
     print(f"saved to {metrics['model']}")
-    return 0
+    from protege.cli.verdict import degenerate_status
+
+    return degenerate_status(metrics, strict=cfg.strict)
 
 
 def add_verify_watermark(parser: argparse.ArgumentParser) -> None:

@@ -10,13 +10,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from pathlib import Path
 
 from protege.utils.config import TRAINER_NAMES, build_config, coerce, field_kind, flag, load_recipe
 
-__all__ = ["add_config_arguments", "config_from_args", "config_values", "options_from_args"]
+__all__ = ["add_config_arguments", "add_variant_group", "config_from_args", "config_values", "options_from_args", "plain"]
 
 _GROUP_TITLES = {"general": "general-purpose models (sentence-transformers folders, causal and masked LMs)"}
+
+# reStructuredText in docstrings and help texts: :class:`~a.b.Name`, ``code``, `text`
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """``text`` without reStructuredText markup, as ``--help`` prints it (:class:`~a.B` -> B, ``x`` -> x)."""
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return _LITERAL.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+def add_variant_group(parser: argparse.ArgumentParser, choice: str, name: str, cls):
+    """The help section of one variant (``--method imp``), described by the first line of its config's docstring."""
+    lines = (cls.__doc__ or "").strip().splitlines()
+    summary = plain(lines[0]).removeprefix(f"{flag(choice)} {name}:").strip() if lines else ""  # the title says it
+    return parser.add_argument_group(f"{flag(choice)} {name}", summary[:1].upper() + summary[1:])
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls, *, recipes: bool = True, group=None,
@@ -43,7 +61,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, *, recipes: bool 
         added.add(f.name)
         kind = field_kind(f)
         default = "" if f.default is None or meta.get("required") else f" (default: {f.default})"
-        help_text = (meta["help"] + default).replace("%", "%%")
+        help_text = plain(meta["help"] + default).replace("%", "%%")
         target = group or parser
         if meta.get("group"):
             name = meta["group"]
@@ -74,9 +92,10 @@ def _recipe(args: argparse.Namespace, classes) -> dict:
     recipe = load_recipe(args.config)
     here = Path(args.config).resolve().parent
     paths = {f.name for cls in classes for f in dataclasses.fields(cls) if f.metadata.get("path")}
+    beside = lambda v: str(here / v) if isinstance(v, str) and v and not Path(v).is_absolute() and (here / v).exists() else v  # noqa: E731
     for key, value in recipe.items():
-        if key in paths and isinstance(value, str) and value and not Path(value).is_absolute() and (here / value).exists():
-            recipe[key] = str(here / value)  # a recipe names files beside itself, wherever it is run from
+        if key in paths:  # a recipe names files beside itself, wherever it is run from
+            recipe[key] = [beside(v) for v in value] if isinstance(value, list) else beside(value)
     return recipe
 
 

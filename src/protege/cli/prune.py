@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from protege.cli.options import add_config_arguments, options_from_args
+from protege.cli.options import add_config_arguments, add_variant_group, options_from_args
 from protege.pruning.config import METHODS
 from protege.recipes.prune import PruneConfig
 
@@ -15,8 +15,7 @@ def add_prune(parser: argparse.ArgumentParser) -> None:
     """Flags of ``protege prune``: the fields of PruneConfig, then those of every method's config."""
     added = add_config_arguments(parser, PruneConfig)
     for method, cls in METHODS.items():
-        summary = (cls.__doc__ or "").strip().splitlines()[0].replace("``", "")
-        group = parser.add_argument_group(f"--method {method}", summary)
+        group = add_variant_group(parser, "method", method, cls)
         added |= add_config_arguments(parser, cls, recipes=False, group=group, skip=added)
 
 
@@ -33,4 +32,6 @@ def run_prune(args: argparse.Namespace) -> int:
     print(format_report(metrics))
     print(format_pruning(metrics))
     print(f"saved to {metrics['model']}")
-    return 0
+    from protege.cli.verdict import degenerate_status
+
+    return degenerate_status(metrics, strict=cfg.strict)

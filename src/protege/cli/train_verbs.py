@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from protege.cli.options import add_config_arguments, config_from_args, options_from_args
+from protege.cli.options import add_config_arguments, add_variant_group, config_from_args, options_from_args
+from protege.cli.verdict import degenerate_status
 from protege.recipes.distill.config import CacheConfig, DistillConfig, build_distill_config
 from protege.recipes.finetune import FinetuneConfig
 
@@ -21,7 +22,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     cfg = config_from_args(FinetuneConfig, args, verb="finetune")  # bad flags fail before torch is imported
     from protege.recipes.finetune import finetune
 
-    return _print_run(finetune(cfg))
+    return _print_run(finetune(cfg), strict=cfg.strict)
 
 
 def add_distill(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def add_distill(parser: argparse.ArgumentParser) -> None:
     added = add_config_arguments(parser, DistillConfig)
     for name in OBJECTIVES:
         cls = objective_config_class(name)
-        group = parser.add_argument_group(f"--objective {name}", (cls.__doc__ or "").strip().splitlines()[0])
+        group = add_variant_group(parser, "objective", name, cls)
         added |= add_config_arguments(parser, cls, recipes=False, group=group, skip=added)
 
 
@@ -43,17 +44,20 @@ def run_distill(args: argparse.Namespace) -> int:
     cfg = build_distill_config(options_from_args(args, classes))  # bad flags fail before torch is imported
     from protege.recipes.distill.api import distill
 
-    return _print_run(distill(cfg))
+    return _print_run(distill(cfg), strict=cfg.strict)
 
 
-def _print_run(metrics: dict) -> int:
-    """Print a finished run's report (the main process of a multi-process run does; the others return {})."""
+def _print_run(metrics: dict, *, strict: bool = False) -> int:
+    """Print a finished run's report (the main process of a multi-process run does; the others return {}).
+
+    A degenerate model is a warning line on stderr; with ``strict`` the exit status is 1.
+    """
     if metrics:
         from protege.evaluation.report import format_report
 
         print(format_report(metrics))
         print(f"saved to {metrics['model']}")
-    return 0
+    return degenerate_status(metrics, strict=strict)
 
 
 def add_cache(parser: argparse.ArgumentParser) -> None:

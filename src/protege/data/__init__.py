@@ -6,6 +6,8 @@ Importing this package is cheap: pandas, datasets and torch load only when a fun
 from protege.data.assets import minilm_dir, rotten_tomatoes
 from protege.data.batching import batch_indices, collate, encode, iterate_batches
 from protege.data.loading import load_run_data
+from protege.data.names import generic_names, name_classes, parse_label_names
+from protege.data.objects import describe_table
 from protege.data.tables import (
     CLASSIFICATION,
     REGRESSION,
@@ -27,6 +29,10 @@ __all__ = [
     "load_run_data",
     "infer_label_space",
     "map_labels",
+    "parse_label_names",
+    "name_classes",
+    "generic_names",
+    "describe_table",
     "encode",
     "batch_indices",
     "collate",

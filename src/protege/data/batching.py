@@ -27,7 +27,8 @@ def encode(examples: "Examples", tokenizer, *, max_length: int) -> list[dict]:
     """Tokenise ``examples`` (truncated to ``max_length``, unpadded) into one feature dict per example.
 
     Each feature holds ``input_ids``, ``attention_mask``, ``token_type_ids`` (when the tokenizer
-    makes them) as lists of ints, and ``labels`` (int or float) when the examples are labelled.
+    makes them) as lists of ints, and ``labels`` (int, float, or a multi-hot list of floats for
+    multi-label examples) when the examples are labelled.
     Text pairs go in as the second sequence.
     """
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
@@ -55,6 +56,8 @@ def _label(v, source: str, i: int):
         v = v.item()
     if isinstance(v, (int, float)):
         return v
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return [float(x) for x in v]  # multi-hot (multi-label): BCE needs float targets
     raise ProtegeError(
         f"{source} row {i + 1}: label {v!r} is not a class id or number; map the labels (map_labels) before encoding"
     )
@@ -101,7 +104,7 @@ def collate(features: list[dict], pad_token_id: int) -> dict[str, "torch.Tensor"
     """Pad a list of features (right padding, to the longest) into a dict of tensors.
 
     ``input_ids`` pad with ``pad_token_id``, ``attention_mask`` / ``token_type_ids`` with 0;
-    ``labels`` become a LongTensor (ints) or FloatTensor (any float). Other keys are stacked
+    ``labels`` become a LongTensor (ints) or FloatTensor (any float, or multi-hot lists). Other keys are stacked
     with ``torch.tensor`` as they are (scalars or equal-length lists).
     """
     import torch
@@ -118,7 +121,7 @@ def collate(features: list[dict], pad_token_id: int) -> dict[str, "torch.Tensor"
             pad = pad_token_id if key == "input_ids" else 0
             batch[key] = torch.tensor([list(seq) + [pad] * (width - len(seq)) for seq in values], dtype=torch.long)
         elif key == "labels":
-            is_float = any(isinstance(v, float) for v in values)
+            is_float = any(isinstance(v, (float, list)) for v in values)
             batch[key] = torch.tensor(values, dtype=torch.float32 if is_float else torch.long)
         else:
             batch[key] = torch.tensor(values)

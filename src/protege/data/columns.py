@@ -7,9 +7,11 @@ not turned into its string form), one label in the label column.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
+from protege.data.objects import describe_table
 from protege.data.reading import read_table
 from protege.errors import ProtegeError
 
@@ -31,6 +33,7 @@ class Examples:
     text_column: str
     text_pair_column: str | None
     label_column: str | None
+    label_names: tuple[str, ...] | None = None  # class names in id order, when the data declares them (ClassLabel)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -46,6 +49,7 @@ class Examples:
             text_column=self.text_column,
             text_pair_column=self.text_pair_column,
             label_column=self.label_column,
+            label_names=self.label_names,
         )
 
 
@@ -97,11 +101,14 @@ def load_examples(
     Columns not given are detected from common names (``sentence``, ``text``, ``sentence1`` +
     ``sentence2``, ... and ``label``, ``score``, ...). Empty texts or missing labels are errors;
     ``max_examples`` keeps the first N rows. Numeric-looking label strings become ints or floats.
+    ``source`` may also be a table object (a DataFrame, a ``datasets`` split, a list of texts); the
+    class names of a ``ClassLabel`` label column become ``label_names``.
     """
-    source = str(source)
     if max_examples is not None and int(max_examples) < 1:
         raise ProtegeError(f"max_examples must be at least 1, got {max_examples}; pass a positive number")
     df = read_table(source, split=split)
+    # a table object is named as the verbs name it in a config
+    source = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{describe_table(source)}>"
     columns = list(df.columns)
 
     if text_column is None:
@@ -135,7 +142,9 @@ def load_examples(
     texts = _texts(df[text_column].tolist(), source, text_column)
     pairs = None if text_pair_column is None else _texts(df[text_pair_column].tolist(), source, text_pair_column)
     labels = None if label_column is None else _labels(df[label_column].tolist(), source, label_column)
-    return Examples(texts, pairs, labels, source, text_column, text_pair_column, label_column)
+    names = df.attrs.get("class_names", {}).get(label_column) if label_column is not None else None
+    return Examples(texts, pairs, labels, source, text_column, text_pair_column, label_column,
+                    tuple(names) if names else None)
 
 
 def _structured(value: Any) -> str | None:
@@ -167,9 +176,13 @@ def _labels(values: list, source: str, column: str) -> list:
     all_str = True
     for row, v in enumerate(values, start=1):
         kind = _structured(v)
+        if kind == "a JSON list":  # a label set: multi-label classification
+            out.append([x.strip() if isinstance(x, str) else (x.item() if hasattr(x, "item") else x) for x in list(v)])
+            all_str = False
+            continue
         if kind:
             raise ProtegeError(f"{source} row {row}: column '{column}' holds {kind}, not one label; "
-                               "put one class name, class id or score in each cell")
+                               "put one class name, class id or score in each cell (or a JSON list of labels)")
         if _is_missing(v):
             raise ProtegeError(f"{source} row {row}: missing label in column '{column}'; remove or fill the row")
         if isinstance(v, str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 from protege.data.columns import Examples
 from protege.errors import ProtegeError
 
-__all__ = ["CLASSIFICATION", "REGRESSION", "LabelSpace", "infer_label_space", "map_labels"]
+__all__ = ["CLASSIFICATION", "REGRESSION", "MULTI_LABEL", "LabelSpace", "infer_label_space", "map_labels", "label_set"]
 
 CLASSIFICATION = "single_label_classification"
 REGRESSION = "regression"
+MULTI_LABEL = "multi_label_classification"
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,11 @@ def _as_number(v: Any) -> int | float | None:
 
 
 def _normalise_problem_type(problem_type: str) -> str:
-    aliases = {"classification": CLASSIFICATION, CLASSIFICATION: CLASSIFICATION, REGRESSION: REGRESSION}
+    aliases = {"classification": CLASSIFICATION, CLASSIFICATION: CLASSIFICATION, REGRESSION: REGRESSION,
+               MULTI_LABEL: MULTI_LABEL}
     if problem_type not in aliases:
         raise ProtegeError(
-            f"unknown problem type '{problem_type}'; use {CLASSIFICATION} or {REGRESSION}"
+            f"unknown problem type '{problem_type}'; use {CLASSIFICATION}, {REGRESSION} or {MULTI_LABEL}"
         )
     return aliases[problem_type]
 
@@ -66,12 +69,19 @@ def infer_label_space(labels, *, problem_type: str | None = None) -> LabelSpace:
     """The label space implied by ``labels``.
 
     Integer-valued numbers give classes ``0..max``; any non-integer number means regression;
-    names give classes in sorted order. ``problem_type`` forces the kind.
+    names give classes in sorted order. Lists of labels (a JSON list cell) mean multi-label
+    classification; ``problem_type`` forces the kind (multi-label also reads ``"a,b"`` cells,
+    see :func:`label_set`).
     """
     labels = list(labels)
     if not labels:
         raise ProtegeError("no labels to infer the label space from; pass a labelled training file")
     forced = None if problem_type is None else _normalise_problem_type(problem_type)
+    listed = next((v for v in labels if isinstance(v, (list, tuple))), None)
+    if forced == MULTI_LABEL or (forced is None and listed is not None):
+        return _multi_label_space(labels)
+    if listed is not None:
+        raise ProtegeError(f"label {listed!r} is a list of labels; use problem type {MULTI_LABEL} (or one label per row)")
     numbers = [_as_number(v) for v in labels]
     for n in numbers:
         if isinstance(n, float) and math.isnan(n):
@@ -111,6 +121,44 @@ def infer_label_space(labels, *, problem_type: str | None = None) -> LabelSpace:
     return LabelSpace(CLASSIFICATION, dict(enumerate(names)))
 
 
+def label_set(v: Any) -> list:
+    """The labels of one multi-label cell: a list as it is, ``'["a", "b"]'`` (JSON) or ``"a,b"``; a number is one label."""
+    if isinstance(v, (list, tuple)):
+        items = list(v)
+    elif isinstance(v, str):
+        s = v.strip()
+        if s.startswith("["):
+            try:
+                items = json.loads(s)
+            except json.JSONDecodeError:
+                raise ProtegeError(f"label {v!r} is not a valid JSON list; write it as [\"a\", \"b\"] or a,b") from None
+            if not isinstance(items, list):
+                raise ProtegeError(f"label {v!r} is not a JSON list; write it as [\"a\", \"b\"] or a,b")
+        else:
+            items = s.split(",")
+    else:
+        items = [v]
+    out = [x.strip() if isinstance(x, str) else x for x in items]
+    return [x for x in out if x != ""]
+
+
+def _multi_label_space(labels: list) -> LabelSpace:
+    """Every label named in any row's set: ids 0..max when all are integers, else names in sorted order."""
+    items = [x for v in labels for x in label_set(v)]
+    if not items:
+        raise ProtegeError("no row names any label; a multi-label column needs label sets such as [\"a\", \"b\"] or a,b")
+    numbers = [_as_number(x) for x in items]
+    if all(n is not None and float(n).is_integer() for n in numbers):
+        ids = sorted({int(n) for n in numbers})
+        if ids[0] < 0:
+            raise ProtegeError(f"label {ids[0]} is negative; label ids must be 0..N-1, so remap the labels")
+        _check_classes(list(range(ids[-1] + 1)))
+        return LabelSpace(MULTI_LABEL, {i: str(i) for i in range(ids[-1] + 1)})
+    names = sorted({str(x) for x in items})
+    _check_classes(names)
+    return LabelSpace(MULTI_LABEL, dict(enumerate(names)))
+
+
 def _check_classes(classes: list) -> None:
     if len(classes) < 2:
         raise ProtegeError(
@@ -137,6 +185,8 @@ def map_labels(examples: Examples, space: LabelSpace, *, label2id: dict[str, int
             if n is None or math.isnan(float(n)):
                 raise ProtegeError(f"{src} row {row}: label {v!r} is not a number; regression needs numeric labels")
             out.append(float(n))
+    elif problem_type == MULTI_LABEL:
+        out = _multi_hot_labels(examples, space, label2id)
     else:
         if not space.id2label and not label2id:
             raise ProtegeError("the label space has no id2label; classification needs the class names")
@@ -149,6 +199,9 @@ def map_labels(examples: Examples, space: LabelSpace, *, label2id: dict[str, int
             folded[key] = i if key not in folded or folded[key] == i else None  # ambiguous -> None
         shown = _label_names(space, names)
         for row, v in enumerate(examples.labels, start=1):
+            if isinstance(v, (list, tuple)):
+                raise ProtegeError(f"{src} row {row}: label {v!r} is a set of labels but the model is single-label; "
+                                   "give one label per row (or use a multi-label model)")
             cid = _class_id(v, names, folded, num_labels)
             if cid is None:
                 raise ProtegeError(
@@ -158,8 +211,36 @@ def map_labels(examples: Examples, space: LabelSpace, *, label2id: dict[str, int
             out.append(cid)
     return Examples(
         examples.texts, examples.text_pairs, out, examples.source,
-        examples.text_column, examples.text_pair_column, examples.label_column,
+        examples.text_column, examples.text_pair_column, examples.label_column, examples.label_names,
     )
+
+
+def _multi_hot_labels(examples: Examples, space: LabelSpace, label2id: dict[str, int] | None) -> list[list[float]]:
+    """Each row's label set as a multi-hot list of floats over ``space.id2label`` (the BCE target)."""
+    if not space.id2label:
+        raise ProtegeError("the label space has no id2label; multi-label classification needs the label names")
+    names = {str(name): int(i) for i, name in space.id2label.items()}
+    names.update({str(name): int(i) for name, i in (label2id or {}).items()})
+    num_labels = len(space.id2label)
+    folded: dict[str, int | None] = {}
+    for name, i in names.items():
+        key = name.casefold()
+        folded[key] = i if key not in folded or folded[key] == i else None
+    out = []
+    for row, v in enumerate(examples.labels, start=1):
+        hot = [0.0] * num_labels
+        try:
+            items = label_set(v)
+        except ProtegeError as err:
+            raise ProtegeError(f"{examples.source} row {row}: {err}") from None
+        for item in items:
+            cid = _class_id(item, names, folded, num_labels)
+            if cid is None:
+                raise ProtegeError(f"{examples.source} row {row}: label {_show(item)} is not in the model's labels "
+                                   f"({_label_names(space, names)}); map it or drop it")
+            hot[cid] = 1.0
+        out.append(hot)
+    return out
 
 
 def _class_id(v: Any, names: dict[str, int], folded: dict, num_labels: int) -> int | None:

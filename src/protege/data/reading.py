@@ -7,11 +7,14 @@ naming the file, the line and the fix.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from protege.data.objects import describe_table, frame_from_dataset, frame_from_object
 from protege.errors import ProtegeError
+from protege.utils.handles import ModelObject, lookup
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -28,13 +31,21 @@ _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?(:[\w.\-]+)?
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_EXTENSIONS)
 
 
-def read_table(source: str, *, split: str | None = None) -> "pandas.DataFrame":
+def read_table(source, *, split: str | None = None) -> "pandas.DataFrame":
     """Read a local table (.tsv, .csv, .jsonl/.ndjson, .json, .parquet) or a hub dataset into pandas.
 
     TSV/CSV cells are read as strings (``"NA"`` stays text; empty cells stay ``""``); TSV uses no
     quoting. A source that is not a file but looks like a hub name (``imdb``, ``owner/name``,
     ``glue:sst2`` for name + config) is loaded with ``datasets.load_dataset(..., split=split or "train")``.
+    A table object (a DataFrame, a ``datasets`` split, texts: :mod:`protege.data.objects`), or the
+    handle the Python API registered it under, is read as it is.
     """
+    held = source if not isinstance(source, (str, os.PathLike)) else lookup(os.fspath(source))
+    if isinstance(held, ModelObject):
+        raise ProtegeError(f"{source} is a model, not data; pass a table (a file, a DataFrame, a datasets split)")
+    if held is not None:
+        source = os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"<{describe_table(held)}>"
+        return _checked(frame_from_object(held, source=source, split=split), source)
     source = str(source)
     path = Path(source).expanduser()
     if path.is_dir():
@@ -45,6 +56,11 @@ def read_table(source: str, *, split: str | None = None) -> "pandas.DataFrame":
         df = _read_hub(source, split)
     else:
         raise ProtegeError(f"{source}: no such file; check the path (supported: {_SUPPORTED_TEXT})")
+    return _checked(df, source)
+
+
+def _checked(df: "pandas.DataFrame", source: str) -> "pandas.DataFrame":
+    """``df`` with text column names, refused when empty or when two columns share a name."""
     if len(df.columns) == 0 or len(df) == 0:
         raise ProtegeError(f"{source}: no rows; pass a file with a header row and at least one example")
     df.columns = [str(c) for c in df.columns]
@@ -164,7 +180,7 @@ def _read_hub(source: str, split: str | None) -> "pandas.DataFrame":
         import datasets
 
         ds = datasets.load_dataset(name, config or None, split=split or "train")
-        return ds.to_pandas()
+        return frame_from_dataset(ds)
     except Exception as e:  # noqa: BLE001 - offline, unknown name, bad config or split
         raise ProtegeError(
             f"could not load dataset '{source}' from the Hugging Face hub ({_first_line(e)}); pass a local file"

@@ -10,6 +10,7 @@ spent on padding.
 
 from __future__ import annotations
 
+import os
 from itertools import islice
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from protege.data.tables import SUPPORTED_EXTENSIONS, TEXT_COLUMNS, _looks_like_hub_name
 from protege.errors import ProtegeError
+from protege.utils.handles import lookup
 
 __all__ = ["read_lines", "tokenize_lines", "pack_sequences", "encode_lines", "token_counts"]
 
@@ -28,12 +30,16 @@ def read_lines(source: str, *, split: str | None = None, text_column: str | None
 
     A ``.txt`` file (or any file that is not a table) is read line by line; tables go through
     :func:`protege.data.load_examples`; a hub name is streamed from ``datasets`` (``split``
-    defaults to ``train``).
+    defaults to ``train``). A table object or its handle (the Python API's) is read as a table.
     """
-    source = str(source)
-    path = Path(source).expanduser()
     if max_lines is not None and max_lines < 1:
         raise ProtegeError(f"the line limit must be a positive integer, got {max_lines}")
+    if not isinstance(source, (str, os.PathLike)) or lookup(os.fspath(source)) is not None:
+        from protege.data.tables import load_examples
+
+        return [t.strip() for t in load_examples(source, split=split, text_column=text_column, max_examples=max_lines).texts]
+    source = str(source)
+    path = Path(source).expanduser()
     if path.is_dir():
         raise ProtegeError(f"{source} is a folder; pass a text file with one document or sentence a line")
     if path.is_file():

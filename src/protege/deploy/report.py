@@ -81,13 +81,20 @@ def _parity_words(export: dict) -> str:
 
 def export_card(metrics: dict) -> str:
     """The README.md of an export folder: every variant, measured, and the recommended one with how to load it."""
-    from protege.evaluation.metrics import primary_metric
+    from protege.evaluation.card import METHOD_TAGS, card_footer, card_view, front_matter
+    from protege.evaluation.metrics import TASK_KEYS, primary_metric
 
+    metrics = card_view(metrics)  # no absolute local paths
     export = metrics.get("export") or {}
     primary = primary_metric(metrics.get("problem_type") or "single_label_classification")
     header, rows = variant_rows(export, metrics.get("teacher"), primary)
     config = metrics.get("config") or {}
     pick = export.get("recommended")
+    scores = (((export.get("variants") or {}).get(pick) or {}).get("eval") or {}).get("metrics") or {}
+    has_int8 = any("int8" in str(v.get("precision", "")) for v in (export.get("variants") or {}).values())
+    front = front_matter(metrics, library="onnxruntime", pipeline_tag="text-classification",
+                         tags=METHOD_TAGS.get(str(metrics.get("method")), ["onnx"]) + (["int8"] if has_int8 else []),
+                         results={k: scores.get(k) for k in TASK_KEYS})
     if metrics.get("method") == "compress":
         intro = (f"`{config.get('teacher')}` compressed with protege: candidate students distilled from it (and pruned), "
                  "then exported and quantized; the one below is the winner under the budget, verified against its fp32 "
@@ -96,8 +103,7 @@ def export_card(metrics: dict) -> str:
         intro = (f"`{config.get('model')}` exported with protege to every runtime and precision below, each verified against "
                  "the fp32 PyTorch model and timed in one interleaved session"
                  + (" with the teacher." if metrics.get("teacher") else "."))
-    out = ["---", "library_name: onnxruntime", "tags:", "- protege", "- onnx", "- int8", "pipeline_tag: text-classification",
-           "---", "", f"# {Path(str(metrics.get('model', 'export'))).name}", "", intro, ""]
+    out = front + ["", f"# {Path(str(metrics.get('model', 'export'))).name}", "", intro, ""]
     out.append(f"**Recommended: `{pick}`** ({export.get('recommended_by')})." if pick
                else "**No variant passed parity; none is recommended.**")
     out += ["", "## Variants", "", "| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(header) - 3)]
@@ -118,6 +124,5 @@ def export_card(metrics: dict) -> str:
                 f"model = AutoModelForSequenceClassification.from_pretrained({json.dumps(pick or 'pytorch-fp32')})"]
     out += ["```", "", "`protege evaluate`, `protege serve` and `protege report` take this folder (the recommended "
             "variant) or any variant folder."]
-    if metrics.get("command"):
-        out += ["", "## Reproduce", "", "```bash", str(metrics["command"]), "```"]
+    out += card_footer(metrics)
     return "\n".join(out) + "\n"

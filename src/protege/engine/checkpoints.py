@@ -8,6 +8,9 @@ layout is the same with or without sharding.
 A full disk while writing one ends the run with a one-line :class:`~protege.errors.ProtegeError`
 saying about how much space the checkpoint needs; the half-written temp folder is removed and
 the previous checkpoint stays the ``latest``.
+
+With ``--save-best-model`` the best evaluated model is also kept as a loadable folder
+(:data:`BEST_MODEL`), replaced whole at each new best.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from protege.engine.parallel import full_model_state, full_optimizer_state, para
 from protege.engine.staging import has_checkpoint
 from protege.errors import ProtegeError
 
-__all__ = ["has_checkpoint", "save_checkpoint", "load_checkpoint", "save_best", "latest_step", "disk_full",
-           "tensor_bytes", "no_space_error"]
+__all__ = ["has_checkpoint", "save_checkpoint", "load_checkpoint", "save_best", "save_best_model", "BEST_MODEL",
+           "latest_step", "disk_full", "tensor_bytes", "no_space_error"]
+
+BEST_MODEL = "best-model"  # --save-best-model's folder in the run's folder; it ships with the output
 
 
 def disk_full(err: BaseException) -> bool:
@@ -85,7 +90,8 @@ def save_checkpoint(work_dir: Path, state: dict, modules: dict, optimizer, sched
     root = work_dir / "checkpoints"
     name = f"step-{state['step']}"
     tmp = root / f".{name}.tmp"
-    optim = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None}
+    optim = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+             "optimizer_class": type(optimizer).__name__}
     rng = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state(),
            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
     try:
@@ -125,6 +131,10 @@ def load_checkpoint(work_dir: Path, modules: dict, optimizer, scheduler, scaler,
     ckpt = root / (root / "latest").read_text().strip()
     saved = torch.load(ckpt / "modules.pt", map_location="cpu", weights_only=False)
     optim = torch.load(ckpt / "optim.pt", map_location="cpu", weights_only=False)
+    made_by = optim.get("optimizer_class", type(optimizer).__name__)
+    if made_by != type(optimizer).__name__:  # its state would not fit (SGD has no moments, AdamW no momentum buffer)
+        raise ProtegeError(f"the checkpoint in {work_dir} was trained with the {made_by} optimizer, this run asks for "
+                           f"{type(optimizer).__name__}: resume with the --optimizer it started with, or pass --overwrite")
     if sharded:  # every process reads the full state and keeps its shard
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
 
@@ -169,3 +179,29 @@ def save_best(work_dir: Path, model, *, sharded: bool = False, main: bool = True
             raise
         raise no_space_error("keeping the best weights (best.pt)", tensor_bytes(state), work_dir) from None
     os.replace(tmp, work_dir / "best.pt")
+
+
+def save_best_model(work_dir: Path, model, write) -> Path:
+    """Keep ``model`` as the loadable folder ``work_dir/best-model``, written by ``write(folder)`` and swapped in whole.
+
+    The previous best stays in place until the new one is complete; a full disk removes the
+    half-written folder and raises the one-line error.
+    """
+    from protege.engine.finish import readable_by_others
+
+    final, tmp, old = work_dir / BEST_MODEL, work_dir / f".{BEST_MODEL}.tmp", work_dir / f".{BEST_MODEL}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+        readable_by_others(tmp)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not disk_full(err):
+            raise
+        raise no_space_error(f"keeping the best model ({BEST_MODEL})", tensor_bytes(model.state_dict()), work_dir) from None
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -16,8 +16,9 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+from protege.engine.events import emit
 from protege.engine.staging import Stage, finalize_output
 from protege.utils.device import is_main
 from protege.utils.io import write_json_atomic, write_text_atomic
@@ -86,7 +87,8 @@ def readable_by_others(folder: str | Path) -> None:
 def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Callable[[], dict], config: dict,
                save: Callable[[Path], None] | None = None, model=None, tokenizer=None, result=None,
                extra: dict | None = None, card: Callable[[dict], str] | None = None,
-               after_measure: Callable[[dict], None] | None = None) -> dict:
+               after_measure: Callable[[dict], None] | None = None, callbacks: Sequence = (),
+               settings: Sequence = ()) -> dict:
     """Finish a run into ``out`` on the main process; other processes return ``{}``.
 
     ``save(folder)`` writes the model (default: :func:`save_model` of ``model`` and ``tokenizer``);
@@ -94,7 +96,17 @@ def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Ca
     ``ratios``, ...); ``result`` is the :class:`~protege.engine.trainer.TrainResult` (its summary
     becomes ``training``, its evaluations ``history``); ``extra`` adds recipe sections;
     ``after_measure(folder)`` writes files that must not count in the measured size (pruning
-    masks); ``card(metrics)`` is the model card (default: the task card).
+    masks); ``card(metrics)`` is the model card (default: the task card). A degenerate model
+    (one predicted class, a constant output, NaN) is recorded under ``degenerate``.
+
+    The card is written from :func:`protege.evaluation.card_view` of the metrics: no absolute local
+    path, and none of the settings that did not act on the run (``settings``: the run's config
+    objects, asked by :func:`protege.utils.config.unused_settings`); ``metrics.json`` and
+    ``protege_config.json`` keep the full record.
+
+    Once ``out`` is in place, ``callbacks`` get ``on_save(out, metrics)``; then, when
+    ``config["push_to_hub"]``, the folder is uploaded to ``config["hub_model_id"]``
+    (:mod:`protege.engine.hub`; a failed upload raises one line and the folder stays saved).
     """
     if not is_main():
         return {}
@@ -118,15 +130,35 @@ def finish_run(stage: Stage | Path, out: str | Path, *, method: str, measure: Ca
     metrics["config"] = {k: v for k, v in config.items() if v is not None}
     metrics["command"] = recorded_command()
     metrics.update(extra or {})
+    _note_degenerate(metrics)
     stamp(metrics)
     if card is None:
         from protege.evaluation import model_card as card
+    from protege.evaluation import card_view
+    from protege.utils.config import unused_settings
+
+    view = card_view(metrics, unused=unused_settings(*settings))
     with _space_for("writing metrics.json and the model card", folder, lambda: 2 * len(json.dumps(metrics, default=str))):
         write_json_atomic(folder / "metrics.json", metrics)
-        write_text_atomic(folder / "README.md", card(metrics))
+        write_text_atomic(folder / "README.md", card(view))
         write_text_atomic(folder / "protege_config.json", json.dumps(metrics["config"], indent=2) + "\n")
     finalize_output(stage, out)
+    emit(callbacks, "on_save", Path(out), metrics)
+    if config.get("push_to_hub"):
+        from protege.engine.hub import push_folder
+
+        push_folder(out, config.get("hub_model_id"), log=log)
     return metrics
+
+
+def _note_degenerate(metrics: dict) -> None:
+    """Record whether the model collapsed (``metrics["degenerate"]``), from its task metrics when the
+    measurement (which sees the predictions) did not already. The CLI warns about it (``--strict``: exit 1)."""
+    from protege.evaluation import PROBLEM_TYPES, find_degenerate
+
+    scores = (metrics.get("eval") or {}).get("metrics") if isinstance(metrics.get("eval"), dict) else None
+    if "degenerate" not in metrics and metrics.get("problem_type") in PROBLEM_TYPES and isinstance(scores, dict):
+        metrics["degenerate"] = find_degenerate(metrics["problem_type"], metrics=scores)
 
 
 @contextlib.contextmanager

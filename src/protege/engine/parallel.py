@@ -149,11 +149,12 @@ def reduce_terms(totals: dict, world: int) -> dict:
     return dict(zip(keys, stacked))
 
 
-def broadcast_flag(flag: bool, world: int) -> bool:
+def broadcast_flag(flag: bool, world: int, *, device=None) -> bool:
+    """The main process's ``flag`` on every process (``device``: where the backend's collectives run; NCCL needs CUDA)."""
     if world <= 1:
         return flag
     import torch.distributed as dist
 
-    t = torch.tensor([1 if flag else 0])
+    t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())

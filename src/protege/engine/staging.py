@@ -136,9 +136,14 @@ class Stage:
         except BaseException as err:
             self.discard_if_empty()
             if isinstance(err, KeyboardInterrupt) and self.main and self._begun:
-                what = (f"the checkpoint at step {_checkpoint_step(self.path)} is kept: run the same command with --resume"
-                        if has_checkpoint(self.path) else "no checkpoint had been written yet, so nothing can be resumed")
-                print(f"[protege] interrupted; {what}", file=sys.stderr, flush=True)
+                # the training loop says at which step and what is lost, when it trained in this folder
+                where, lost = getattr(err, "protege_interrupted", (None, None))
+                if lost and Path(where) == self.path:
+                    print(f"[protege] interrupted {lost}", file=sys.stderr, flush=True)
+                else:
+                    what = (f"the checkpoint at step {_checkpoint_step(self.path)} is kept: run the same command with --resume"
+                            if has_checkpoint(self.path) else "no checkpoint had been written yet, so nothing can be resumed")
+                    print(f"[protege] interrupted; {what}", file=sys.stderr, flush=True)
             raise
 
     def __fspath__(self) -> str:

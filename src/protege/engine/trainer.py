@@ -1,6 +1,7 @@
 """One training loop for every recipe: a model, batches, and a function that returns loss terms.
 
-AdamW with linear warmup and decay, gradient accumulation and clipping, length-grouped dynamic
+AdamW (or Adafactor, SGD) with linear warmup and a linear, cosine or constant schedule
+(:mod:`protege.engine.optim`), gradient accumulation and clipping, length-grouped dynamic
 padding, autocast where it pays, periodic evaluation with best-checkpoint keeping and early
 stopping, JSONL logs of every loss term, and atomic checkpoints from which ``resume`` continues
 to the same weights as an uninterrupted run (data order is a function of seed and epoch; RNG,
@@ -29,8 +30,11 @@ import numpy as np
 import torch
 
 from protege.data.batching import batch_indices, collate
-from protege.engine.checkpoints import has_checkpoint, load_checkpoint, save_best, save_checkpoint
+from protege.engine.cadence import Cadence
+from protege.engine.checkpoints import has_checkpoint, latest_step, load_checkpoint, save_best, save_best_model, save_checkpoint
 from protege.engine.events import emit
+from protege.engine.optim import build_optimizer, build_schedule
+from protege.engine.reporters import close_reporters, open_reporters
 from protege.engine.parallel import all_reduce_grads, broadcast_flag, clip_grad_norm, full_model_state, reduce_terms, shard, use_fsdp
 from protege.errors import ProtegeError
 from protege.utils.device import barrier, process_group, resolve_device
@@ -103,6 +107,9 @@ class _Loop:
     state: dict
     callbacks: Sequence = ()
     nonfinite: torch.Tensor | None = None
+    lines: bool = False  # stderr is not a terminal: one plain line per log step instead of a progress bar
+    model: torch.nn.Module | None = None  # the caller's module (``net`` itself unless sharded)
+    write_model: Callable[[Path], None] | None = None  # writes ``model`` as a loadable folder (--save-best-model)
 
     @property
     def main(self) -> bool:
@@ -112,7 +119,8 @@ class _Loop:
 def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: LossFn, work_dir: str | Path,
           pad_token_id: int, eval_fn: Callable[[torch.nn.Module], dict] | None = None, primary: str | None = None,
           extra_modules: torch.nn.Module | None = None, device: torch.device | None = None,
-          log_name: str = "train_log.jsonl", callbacks: Sequence = ()) -> TrainResult:
+          log_name: str = "train_log.jsonl", callbacks: Sequence = (),
+          write_model: Callable[[Path], None] | None = None) -> TrainResult:
     """Train ``model`` (and ``extra_modules``, e.g. projections) on ``features``; return a :class:`TrainResult`.
 
     ``loss_fn(model, batch)`` returns a dict of scalar tensors with key ``"loss"`` (the one
@@ -120,7 +128,10 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
     (higher is better) picks the best checkpoint. ``settings`` is a
     :class:`~protege.engine.config.TrainSettings` (or anything with its fields). Checkpoints,
     ``best.pt`` and the JSONL log go to ``work_dir``. ``callbacks`` see the loop's events
-    (:mod:`protege.engine.events`).
+    (:mod:`protege.engine.events`); so do the reporters ``settings.report_to`` names
+    (:mod:`protege.engine.reporters`: TensorBoard in ``work_dir/tensorboard``, wandb, mlflow).
+    With ``settings.progress`` a bar shows on a terminal; elsewhere (a log file, CI) each log
+    step is one plain line on stderr.
 
     A loss that becomes NaN or infinite stops the run with :class:`~protege.errors.ProtegeError`
     before anything is checkpointed or saved; the last good checkpoint stays resumable.
@@ -128,8 +139,16 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
     With several processes and ``settings.fsdp`` (or an Accelerate FSDP config) a sharded copy of
     ``model`` trains and every process evaluates it; at the end ``model`` (a plain module again
     on every process) receives the trained weights. ``extra_modules`` stay replicated.
+
+    Besides every ``checkpoint_every`` steps, a checkpoint is written once ``checkpoint_minutes``
+    have passed since the last one (:mod:`protege.engine.cadence`). With ``save_best_model``,
+    ``write_model(folder)`` (which writes ``model``, e.g. ``save_pretrained`` plus the tokenizer)
+    keeps each new best as ``work_dir/best-model``. A Ctrl-C carries ``protege_interrupted``:
+    ``(work_dir, what it lost)``, which the staging guard prints.
     """
+    _check_best_model(settings, eval_fn, primary, write_model)
     loop = _setup(model, features, settings, Path(work_dir), extra_modules, device, callbacks)
+    loop.model, loop.write_model = model, write_model
     s, state = loop.s, loop.state
     log_path = loop.work_dir / log_name
     if getattr(s, "resume", False) and has_checkpoint(loop.work_dir):
@@ -143,8 +162,14 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
     steps_per_epoch = math.ceil(math.ceil(len(features) / s.batch_size) / s.grad_accum)
     eval_every = s.eval_every or steps_per_epoch
     ckpt_every = s.checkpoint_every or eval_every
+    cadence = Cadence.of(s, ckpt_every, loop.total_steps, step=state["step"], world=loop.world, device=loop.device)
 
-    bar = _progress(s.progress and loop.main, loop.total_steps, state["step"])
+    bar = _progress(s.progress and loop.main and sys.stderr.isatty(), loop.total_steps, state["step"])
+    loop.lines = bool(s.progress and loop.main and bar is None)
+    reporters = open_reporters(getattr(s, "report_to", "none"), loop.work_dir, config=s,
+                               start_step=state["step"]) if loop.main else []
+    loop.callbacks = (*loop.callbacks, *reporters)
+    completed = False
     log = log_path.open("a") if loop.main else open(os.devnull, "w")
     started = time.perf_counter() - state["seconds"]
     window = [time.perf_counter(), 0]  # start time and examples of the current log window
@@ -172,33 +197,39 @@ def train(model: torch.nn.Module, features: list[dict], *, settings, loss_fn: Lo
                         stopped_early = _evaluate(loop, eval_fn, primary, log, bar)
                         for m in loop.modules.values():
                             m.train()
-                    stopped_early = broadcast_flag(stopped_early, loop.world)
-                if state["step"] % ckpt_every == 0 and not at_end and not stopped_early:
+                    stopped_early = broadcast_flag(stopped_early, loop.world, device=loop.device)
+                if not at_end and not stopped_early and cadence.due(state["step"]):
                     _check_finite(loop, weights=True)
                     state["seconds"] = time.perf_counter() - started
                     _checkpoint(loop)
+                    cadence.written()
                 if stopped_early:
                     break
             if state["group"] >= len(groups):
                 state["epoch"] += 1
                 state["group"] = 0
         _check_finite(loop, weights=True)
+        completed = True
+    except KeyboardInterrupt as err:  # what was lost, for the staging guard's message
+        err.protege_interrupted = (loop.work_dir, cadence.lost(state["step"], latest_step(loop.work_dir) if loop.main else None))
+        raise
     finally:
         log.close()
         if bar is not None:
             bar.close()
+        close_reporters(reporters, failed=not completed)
     seconds = time.perf_counter() - started
     return _result(loop, model, seconds, last_loss, stopped_early)
 
 
 def _setup(model, features, s, work_dir, extra_modules, device, callbacks) -> _Loop:
-    from transformers import get_linear_schedule_with_warmup
-
     rank, world = process_group()
     if rank == 0:
         work_dir.mkdir(parents=True, exist_ok=True)
     device = device or resolve_device(s.device)
     sharded = use_fsdp(s, world)
+    if sharded and s.optimizer == "adafactor":  # on from an Accelerate FSDP config, not the flag
+        raise ProtegeError("--optimizer adafactor cannot train a sharded (FSDP) student; use --optimizer adamw or sgd")
     torch.manual_seed(s.seed)
     random.seed(s.seed)
     np.random.seed(s.seed)
@@ -211,8 +242,9 @@ def _setup(model, features, s, work_dir, extra_modules, device, callbacks) -> _L
         m.train()
     steps_per_epoch = math.ceil(math.ceil(len(features) / s.batch_size) / s.grad_accum)
     total_steps = s.max_steps or max(1, math.ceil(steps_per_epoch * s.epochs))
-    optimizer = torch.optim.AdamW(_param_groups(modules.values(), s.weight_decay), lr=s.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total_steps), total_steps)
+    optimizer = build_optimizer(s.optimizer, _param_groups(modules.values(), s.weight_decay), s.lr)
+    scheduler = build_schedule(s.lr_scheduler, optimizer,
+                               warmup_steps=int(s.warmup_ratio * total_steps), total_steps=total_steps)
     autocast, scaler = _autocast(device, s.precision)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     replicated = params
@@ -298,7 +330,18 @@ def _log_step(loop: _Loop, totals: dict, window: list, epoch: float, log, bar) -
     _write_log(loop, log, record)
     window[0], window[1] = now, 0
     emit(loop.callbacks, "on_log", record)
+    if loop.lines:
+        print(f"[protege] {_log_line(record, loop.total_steps)}", file=sys.stderr, flush=True)
     return values["loss"]
+
+
+def _log_line(record: dict, total: int) -> str:
+    """One log record as a line for logs that are not a terminal: step/total, epoch, every loss term, lr, ex/s."""
+    from protege.utils.fmt import fmt_num
+
+    terms = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("step", "epoch", "lr", "examples_per_s"))
+    return (f"step {record['step']}/{total} epoch {record['epoch']:.2f} {terms} lr {record['lr']:.3g} "
+            f"{fmt_num(record['examples_per_s'])} ex/s")
 
 
 def _evaluate(loop: _Loop, eval_fn, primary, log, bar) -> bool:
@@ -314,15 +357,40 @@ def _evaluate(loop: _Loop, eval_fn, primary, log, bar) -> bool:
     value = metrics.get(primary) if primary else None
     if bar is not None and value is not None:
         bar.write(f"step {state['step']}: eval {primary} {value:.4f}", file=sys.stderr)
+    elif loop.lines and value is not None:
+        print(f"[protege] step {state['step']}/{loop.total_steps} eval {primary} {value:.4f}", file=sys.stderr, flush=True)
     if value is None:
         return False
     if state["best"] is None or value > state["best"][primary]:
         state["best"], state["best_step"], state["bad_evals"] = metrics, state["step"], 0
         if s.keep_best:
             save_best(loop.work_dir, loop.net, sharded=loop.sharded, main=loop.main)
+        if getattr(s, "save_best_model", False):
+            _save_best_model(loop)
         return False
     state["bad_evals"] += 1
     return s.patience > 0 and state["bad_evals"] >= s.patience
+
+
+def _check_best_model(s, eval_fn, primary, write_model) -> None:
+    """``--save-best-model`` needs periodic evaluation (a best) and a way to write the model; refuse it before training."""
+    if not getattr(s, "save_best_model", False):
+        return
+    if eval_fn is None or primary is None:
+        raise ProtegeError("--save-best-model keeps the best evaluated model, but this run evaluates nothing while it "
+                           "trains: pass --eval data (general distillation: --eval-every N)")
+    if write_model is None:
+        raise ProtegeError("--save-best-model is not available for this run (it writes no loadable model folder); drop it")
+
+
+def _save_best_model(loop: _Loop) -> None:
+    """Write the current (best) weights as ``work_dir/best-model`` through the caller's ``write_model``."""
+    if loop.sharded:  # the caller's plain module receives the gathered weights; it is not the one training
+        state = full_model_state(loop.net, True)
+        if loop.main:
+            loop.model.load_state_dict(state)
+    if loop.main:
+        save_best_model(loop.work_dir, loop.model, loop.write_model)
 
 
 def _checkpoint(loop: _Loop) -> None:
@@ -378,4 +446,4 @@ def _progress(enabled: bool, total: int, initial: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 10.0)
+                mininterval=0.5)

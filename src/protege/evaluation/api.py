@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
+from protege.evaluation.degenerate import find_degenerate
 from protege.evaluation.metrics import agreement, primary_metric, task_metrics
 from protege.evaluation.predict import predict
 from protege.evaluation.report import speedup_and_ratios
@@ -44,8 +45,9 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
     ``student`` and ``teacher`` are ``(name, model, tokenizer, folder_or_None)``; ``examples``
     are :class:`~protege.data.Examples` with labels in the model's label space (or None).
     Returns the ``metrics.json`` layout: ``model``, ``problem_type``, ``eval``, ``size``,
-    ``speed``, and, with a teacher, ``teacher`` (same keys) and ``ratios``. A dict passed as
-    ``logits_out`` receives the logits on ``examples`` under "student" and "teacher".
+    ``speed``, ``degenerate`` (with examples: whether the student collapsed, see
+    :func:`~protege.evaluation.degenerate.find_degenerate`), and, with a teacher, ``teacher``
+    (same keys) and ``ratios``. A dict passed as ``logits_out`` receives the logits on ``examples`` under "student" and "teacher".
     """
     from protege.data.batching import encode
     from protege.evaluation.fingerprint import eval_fingerprint
@@ -88,6 +90,9 @@ def compare_models(student, teacher=None, *, examples=None, problem_type: str, m
         for role in entries:
             parts[role]["speed"] = timings[role]
     result = {**parts["student"], "problem_type": problem_type, "primary_metric": primary_metric(problem_type)}
+    if examples is not None and len(examples):  # a collapsed model (one class, constant, NaN) is said so, not scored
+        result["degenerate"] = find_degenerate(problem_type, predictions=logits["student"], labels=examples.labels,
+                                               metrics=parts["student"]["eval"].get("metrics"))
     if teacher:
         result["teacher"] = parts["teacher"]
         result["ratios"] = speedup_and_ratios(_flat(parts["student"], problem_type), _flat(parts["teacher"], problem_type))

@@ -13,6 +13,8 @@ import json
 import math
 from pathlib import Path
 
+from protege.evaluation.card import card_footer, card_view, front_matter
+
 __all__ = ["format_general_report", "general_model_card", "summary_line"]
 
 _ACCURACY = {"clm": "next-token accuracy", "mlm": "masked-token accuracy", "embedding": "probe accuracy"}
@@ -144,13 +146,16 @@ def summary_line(metrics: dict) -> str:
 
 def general_model_card(metrics: dict, objective=None) -> str:
     """A Hugging Face README.md for a general-purpose student."""
+    metrics = card_view(metrics)  # no absolute local paths
     kind = metrics.get("objective") or getattr(objective, "kind", None)
     tag, imports, code = _USAGE.get(kind, _USAGE["tinybert"])
     name = str(metrics.get("model"))
     teacher = (metrics.get("teacher") or {}).get("model")
     library = "sentence-transformers" if kind == "embedding" else "transformers"
-    out = ["---", f"library_name: {library}", "tags:", "- protege", "- distillation", f"pipeline_tag: {tag}", "---", "",
-           f"# {Path(name).name or name}", ""]
+    scores = _flat(metrics)
+    out = front_matter(metrics, library=library, pipeline_tag=tag, tags=["distillation"],
+                       results={k: scores.get(k) for k in ("spearman", "sts_pearson", "accuracy", "perplexity")})
+    out += ["", f"# {Path(name).name or name}", ""]
     what = {"clm": "A causal language model", "mlm": "A masked language model", "tinybert": "A general-purpose encoder",
             "embedding": "A sentence-embedding model"}.get(kind, "A model")
     out.append(f"{what} distilled from `{teacher}` with protege ({metrics.get('method', 'distill')})." if teacher else f"{what}.")
@@ -174,6 +179,5 @@ def general_model_card(metrics: dict, objective=None) -> str:
     config = metrics.get("config") or {}
     if config:
         out += ["", "## Settings", ""] + [f"- `{k}`: `{v}`" for k, v in config.items()]
-    if metrics.get("command"):
-        out += ["", "## Reproduce", "", "```bash", str(metrics["command"]), "```"]
+    out += card_footer(metrics)
     return "\n".join(out) + "\n"

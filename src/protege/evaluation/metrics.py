@@ -13,16 +13,18 @@ from protege.errors import ProtegeError
 
 __all__ = ["task_metrics", "agreement", "primary_metric", "PROBLEM_TYPES", "TASK_KEYS", "LOWER_IS_BETTER"]
 
-TASK_KEYS = ("accuracy", "f1", "mcc", "pearson", "spearman", "mse")  # the task metrics, in report order
+TASK_KEYS = ("accuracy", "f1", "mcc", "f1_micro", "f1_macro", "subset_accuracy", "pearson", "spearman",
+             "mse")  # the task metrics, in report order
 LOWER_IS_BETTER = frozenset({"mse", "kl", "mse_to_teacher"})
 
-PROBLEM_TYPES = ("single_label_classification", "regression")
+MULTI_LABEL = "multi_label_classification"
+PROBLEM_TYPES = ("single_label_classification", "regression", MULTI_LABEL)
 
 
 def primary_metric(problem_type: str) -> str:
-    """The metric that decides quality for ``problem_type``: "accuracy" or "pearson"."""
+    """The metric that decides quality for ``problem_type``: "accuracy", "pearson" or (multi-label) "f1_micro"."""
     _check_problem_type(problem_type)
-    return "accuracy" if problem_type == "single_label_classification" else "pearson"
+    return {"single_label_classification": "accuracy", "regression": "pearson", MULTI_LABEL: "f1_micro"}[problem_type]
 
 
 def task_metrics(predictions, labels, problem_type: str) -> dict[str, float]:
@@ -31,11 +33,20 @@ def task_metrics(predictions, labels, problem_type: str) -> dict[str, float]:
     Classification: ``predictions`` are logits of shape (N, C) and ``labels`` class ids (N,);
     returns "accuracy", "f1" (F1 of class 1 when C == 2, macro F1 over the classes seen when
     C > 2) and "mcc". Regression: ``predictions`` of shape (N,) or (N, 1) and float ``labels``;
-    returns "pearson", "spearman" (NaN when either side is constant) and "mse".
-    All values are plain Python floats.
+    returns "pearson", "spearman" (NaN when either side is constant) and "mse". Multi-label:
+    logits (N, L) and multi-hot ``labels`` (N, L), a label predicted where its logit is > 0
+    (sigmoid > 0.5); returns "f1_micro", "f1_macro" (over the labels) and "subset_accuracy"
+    (the whole label set right). All values are plain Python floats.
     """
     _check_problem_type(problem_type)
     labels = np.asarray(labels)
+    if problem_type == MULTI_LABEL:
+        pred, y = _label_sets(predictions, "predictions"), _multi_hot(labels, predictions)
+        return {
+            "f1_micro": float(f1_score(y, pred, average="micro", zero_division=0)),
+            "f1_macro": float(f1_score(y, pred, average="macro", zero_division=0)),
+            "subset_accuracy": float(accuracy_score(y, pred)),  # a multi-hot input makes it exact-set accuracy
+        }
     if problem_type == "single_label_classification":
         logits = _logits(predictions, "predictions")
         y = _class_labels(labels, logits)
@@ -62,9 +73,23 @@ def agreement(student_predictions, teacher_predictions, problem_type: str) -> di
 
     Classification (logits (N, C) from both): "agreement", the fraction of examples with the
     same argmax, and "kl", the mean KL(teacher || student) between softmax probabilities at
-    temperature 1 (nats). Regression: "pearson_to_teacher" and "mse_to_teacher".
+    temperature 1 (nats). Regression: "pearson_to_teacher" and "mse_to_teacher". Multi-label
+    (logits (N, L)): "agreement", the fraction of examples with the same predicted label set,
+    "label_agreement", the fraction of (example, label) decisions that agree, and "kl", the
+    mean per-label binary KL(teacher || student) of the sigmoid probabilities (nats).
     """
     _check_problem_type(problem_type)
+    if problem_type == MULTI_LABEL:
+        s, t = _logits(student_predictions, "student_predictions", min_classes=1), \
+            _logits(teacher_predictions, "teacher_predictions", min_classes=1)
+        if s.shape != t.shape:
+            raise ProtegeError(f"student and teacher logits differ in shape: {s.shape} vs {t.shape}")
+        same = (s > 0) == (t > 0)
+        # log p = -log(1 + e^-z), log(1 - p) = -log(1 + e^z): finite for any logit
+        log_ps, log_qs, log_pt, log_qt = -np.logaddexp(0, -s), -np.logaddexp(0, s), -np.logaddexp(0, -t), -np.logaddexp(0, t)
+        kl = np.exp(log_pt) * (log_pt - log_ps) + np.exp(log_qt) * (log_qt - log_qs)
+        return {"agreement": float(np.mean(same.all(axis=1))), "label_agreement": float(np.mean(same)),
+                "kl": float(max(kl.mean(), 0.0))}
     if problem_type == "single_label_classification":
         s = _logits(student_predictions, "student_predictions")
         t = _logits(teacher_predictions, "teacher_predictions")
@@ -91,11 +116,25 @@ def _check_problem_type(problem_type) -> None:
         raise ProtegeError(f"unsupported problem_type {problem_type!r}; use one of {', '.join(PROBLEM_TYPES)}")
 
 
-def _logits(x, name: str) -> np.ndarray:
+def _logits(x, name: str, *, min_classes: int = 2) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] < 2 or x.shape[0] == 0:
-        raise ProtegeError(f"{name} must be logits of shape (N, C) with N >= 1 and C >= 2, got shape {x.shape}")
+    if x.ndim != 2 or x.shape[1] < min_classes or x.shape[0] == 0:
+        raise ProtegeError(f"{name} must be logits of shape (N, C) with N >= 1 and C >= {min_classes}, got shape {x.shape}")
     return x
+
+
+def _label_sets(logits, name: str) -> np.ndarray:
+    """Multi-label logits (N, L) as 0/1 predictions: a label is on where sigmoid(logit) > 0.5."""
+    return (_logits(logits, name, min_classes=1) > 0).astype(np.int64)
+
+
+def _multi_hot(labels: np.ndarray, logits) -> np.ndarray:
+    shape = np.shape(logits)
+    if labels.shape != tuple(shape):
+        raise ProtegeError(f"multi-label labels must be multi-hot of shape {tuple(shape)} (one 0/1 per label), got {labels.shape}")
+    if not np.isin(labels, (0, 1)).all():
+        raise ProtegeError("multi-label labels must be 0/1 (multi-hot)")
+    return labels.astype(np.int64)
 
 
 def _class_labels(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:

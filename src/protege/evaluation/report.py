@@ -14,11 +14,11 @@ where every part but "model" is optional.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 
 from protege.errors import ProtegeError
+from protege.evaluation.card import card_footer, card_view, front_matter
 from protege.evaluation.metrics import LOWER_IS_BETTER, TASK_KEYS, primary_metric
 from protege.utils.fmt import fmt_count, fmt_metric, fmt_num, fmt_ratio, num, ratio
 from protege.utils.io import jsonable
@@ -103,6 +103,9 @@ def format_report(metrics: dict) -> str:
         where = f"evaluated on {ev.get('source', 'the evaluation set')}"
         lines.append(where + (f" ({ev['n']} examples)" if ev.get("n") is not None else ""))
     lines += ["", format_comparison(columns, primary=primary)]
+    collapsed = _collapsed(metrics)
+    if collapsed:
+        lines += ["", f"DEGENERATE: {collapsed}"]
     how = _speed_note(metrics.get("speed") or teacher.get("speed") or {})
     if how:
         lines += ["", "speed: " + how]
@@ -116,24 +119,22 @@ def format_report(metrics: dict) -> str:
 def model_card(metrics: dict) -> str:
     """A Hugging Face README.md model card for the model described by ``metrics``."""
     _check_metrics(metrics)
+    metrics = card_view(metrics)  # no absolute local paths; hub ids told apart from local folders
     name = str(metrics["model"])
     teacher = metrics.get("teacher") or {}
     teacher_name = str(teacher["model"]) if teacher.get("model") else None
     columns, primary = _columns(metrics)
-
-    front = ["---", "library_name: transformers", "tags:", "- protege", "- distillation",
-             "pipeline_tag: text-classification"]
-    # the Hub rejects a base_model that is not a Hub id, so local paths stay out of the metadata
-    if teacher_name and _is_hub_id(teacher_name):
-        front.append(f"base_model: {json.dumps(teacher_name)}")
-    front.append("---")
+    scores = ((metrics.get("eval") or {}).get("metrics") or {})
+    front = front_matter(metrics, library="transformers", pipeline_tag="text-classification",
+                         results={k: scores.get(k) for k in TASK_KEYS})
 
     out = front + ["", f"# {Path(name).name or name}", ""]
-    task = {"single_label_classification": "text classifier", "regression": "text regression model"}.get(
+    task = {"single_label_classification": "text classifier", "regression": "text regression model",
+            "multi_label_classification": "multi-label text classifier"}.get(
         metrics.get("problem_type"), "text classifier")
     if teacher_name:
-        link = f"[{teacher_name}](https://huggingface.co/{teacher_name})" if _is_hub_id(teacher_name) \
-            else f"`{teacher_name}`"
+        link = f"[{teacher_name}](https://huggingface.co/{teacher_name})" \
+            if teacher_name in metrics["hub_metadata"]["base_model"] else f"`{teacher_name}`"
         how = {
             "distill": f"distilled from {link} with protege: a student trained to behave like its teacher.",
             "prune": f"pruned from {link} with protege; the reference column is the dense model.",
@@ -185,8 +186,7 @@ def model_card(metrics: dict) -> str:
     if measured:
         out += ["", "## How it was measured", ""] + measured
 
-    if metrics.get("command"):
-        out += ["", "## Reproduce", "", "```bash", str(metrics["command"]), "```"]
+    out += card_footer(metrics)
     return "\n".join(out) + "\n"
 
 
@@ -206,6 +206,7 @@ def _table(rows, primary):
     specs += [(k, k, fmt_metric, None if k in LOWER_IS_BETTER else "retention") for k in TASK_KEYS if k != primary]
     specs += [
         ("agreement", "agreement with teacher", fmt_metric, None),
+        ("label_agreement", "per-label agreement", fmt_metric, None),
         ("kl", "KL to teacher", fmt_metric, None),
         ("pearson_to_teacher", "pearson to teacher", fmt_metric, None),
         ("mse_to_teacher", "MSE to teacher", fmt_metric, None),
@@ -277,6 +278,9 @@ def flatten_metrics(d) -> dict:
 # --- model card pieces ----------------------------------------------------------------------
 
 def _summary(metrics, columns, primary) -> str:
+    collapsed = _collapsed(metrics)
+    if collapsed:  # never "keeps 88% of the teacher's accuracy" for a model that predicts one class
+        return f"**Warning: this model is degenerate.** {collapsed[0].upper()}{collapsed[1:]}"
     if "teacher" not in columns:
         return ""
     ratios = speedup_and_ratios(columns["student"], columns["teacher"],
@@ -293,6 +297,16 @@ def _summary(metrics, columns, primary) -> str:
         return ""
     text = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return f"The student {text}."
+
+
+def _collapsed(metrics) -> str:
+    """What is wrong with a degenerate model, as a sentence, or "" when its ``degenerate`` finding is negative."""
+    finding = metrics.get("degenerate")
+    if not isinstance(finding, dict) or not finding.get("found"):
+        return ""
+    return ("; ".join(finding.get("reasons") or ["see metrics.json"]) + ". Its scores reflect the data (e.g. the share "
+            "of the majority class), not what it learned: do not ship it; check the learning rate, the steps and the "
+            "data, or train again with another seed.")
 
 
 def _measured(metrics) -> list[str]:
@@ -346,11 +360,6 @@ def _leaves(d, prefix=""):
 
 def _setting(v) -> str:
     return v if isinstance(v, str) else json.dumps(jsonable(v))
-
-
-def _is_hub_id(name: str) -> bool:
-    # "org/name" or "name", and not a folder on this machine
-    return bool(re.fullmatch(r"[\w][\w.-]*(/[\w][\w.-]*)?", name)) and ".." not in name and not Path(name).exists()
 
 
 def _check_metrics(metrics) -> None:

@@ -16,7 +16,9 @@ from protege.losses.logits import (
     hard_cross_entropy,
     kl_divergence,
     logits_mse,
+    multilabel_bce,
     regression_mse,
+    sigmoid_kl_divergence,
     soft_cross_entropy,
 )
 
@@ -26,6 +28,8 @@ __all__ = [
     "hard_cross_entropy",
     "logits_mse",
     "regression_mse",
+    "sigmoid_kl_divergence",
+    "multilabel_bce",
     "hidden_mse",
     "hidden_cosine",
     "embedding_mse",

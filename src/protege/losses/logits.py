@@ -18,6 +18,8 @@ __all__ = [
     "hard_cross_entropy",
     "logits_mse",
     "regression_mse",
+    "sigmoid_kl_divergence",
+    "multilabel_bce",
 ]
 
 
@@ -146,6 +148,38 @@ def kl_divergence(student_logits: Tensor, teacher_logits: Tensor, *, temperature
     return _masked_mean(terms.sum(-1), mask) * (t * t)
 
 
+def sigmoid_kl_divergence(student_logits: Tensor, teacher_logits: Tensor, *, temperature: float = 1.0,
+                          mask: Tensor | None = None) -> Tensor:
+    """Multi-label KD: per-label binary KL(Bernoulli(sigmoid(t/T)) || Bernoulli(sigmoid(s/T))), times ``T**2``.
+
+    A multi-label head scores each label independently (its probabilities do not sum to one), so
+    the softmax KD of Hinton et al. (2015) does not apply; each label is a binary problem instead
+    (the one-versus-all logits distillation of Yang et al. 2023, "Multi-Label Knowledge
+    Distillation", ICCV, arXiv:2308.06453), with Hinton's temperature and ``T**2`` scaling. Like
+    :func:`kl_divergence` it equals the soft-target binary cross-entropy minus the teacher's
+    entropy: the same gradient, zero when the student matches.
+
+    Args:
+        student_logits: (..., L), one logit per label.
+        teacher_logits: (..., L), detached inside.
+        temperature: T > 0.
+        mask: optional (...) bool/0-1 tensor selecting the rows that count.
+
+    Returns:
+        0-dim tensor: the mean over selected rows and labels.
+    """
+    t = _check_temperature(temperature)
+    _check_same_shape(student_logits, teacher_logits, "logits", "the student and teacher must share the same labels (num_labels)")
+    if student_logits.dim() == 0:
+        raise ProtegeError("logits must have a label dimension (..., L); got a 0-dim tensor")
+    mask = _check_mask(mask, student_logits.shape[:-1], "logits row")
+    s, z = _upcast(student_logits) / t, _upcast(teacher_logits.detach()) / t
+    p_t = torch.sigmoid(z)
+    # log-sigmoid on both sides: log p and log(1 - p) stay finite for large logits
+    terms = p_t * (F.logsigmoid(z) - F.logsigmoid(s)) + (1 - p_t) * (F.logsigmoid(-z) - F.logsigmoid(-s))
+    return _masked_mean(terms.mean(-1), mask) * (t * t)
+
+
 # ---------------------------------------------------------------------------------------------
 # Hard-label and regression losses.
 
@@ -178,6 +212,27 @@ def hard_cross_entropy(student_logits: Tensor, labels: Tensor, *, ignore_index: 
     if not (flat_labels != ignore_index).any():
         return _zero(flat_logits)
     return F.cross_entropy(flat_logits, flat_labels, ignore_index=ignore_index)
+
+
+def multilabel_bce(student_logits: Tensor, targets: Tensor) -> Tensor:
+    """Binary cross-entropy with logits against gold multi-hot labels (the hard term for multi-label heads).
+
+    Args:
+        student_logits: (N, L).
+        targets: (N, L) of 0/1 (or soft values in [0, 1]); cast to float.
+
+    Returns:
+        0-dim tensor: the mean over examples and labels.
+    """
+    if targets.shape != student_logits.shape:
+        raise ProtegeError(
+            f"multi-label targets shape {tuple(targets.shape)} does not match logits shape {tuple(student_logits.shape)}; "
+            "pass one 0/1 entry per label (multi-hot)"
+        )
+    logits = _upcast(student_logits)
+    if logits.numel() == 0:
+        return _zero(logits)
+    return F.binary_cross_entropy_with_logits(logits, targets.detach().to(device=logits.device, dtype=logits.dtype))
 
 
 def _align_regression(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from protege.errors import ProtegeError
 from protege.models.checks import check_tokenizer, check_weight_files, weights_error
+from protege.utils.handles import ModelObject, lookup, scratch_folder
 
-__all__ = ["from_pretrained", "looks_local", "load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
+__all__ = ["from_pretrained", "model_folder", "looks_local", "load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
 
 
 def quiet_transformers() -> None:
@@ -20,6 +22,30 @@ def quiet_transformers() -> None:
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     disable_progress_bars()
+
+
+def model_folder(name) -> str:
+    """Where to load ``name`` from: ``name`` itself, or for the handle of a model object given to the
+    Python API (:mod:`protege.utils.handles`) a scratch folder it is saved to once, with its tokenizer.
+
+    Loading from a folder keeps every loader one code path and leaves the caller's object untouched
+    (training and moving a model to a device act on the copy).
+    """
+    held = lookup(name)
+    if held is None:
+        return name
+    if not isinstance(held, ModelObject):
+        raise ProtegeError(f"{name} is data, not a model; pass a model folder, a hub id or a model object")
+    folder = scratch_folder(name)
+    if not (folder / "config.json").exists():
+        try:
+            held.tokenizer.save_pretrained(folder)
+            held.model.save_pretrained(folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # never leave a half-saved model for the next loader
+            folder.mkdir()
+            raise
+    return str(folder)
 
 
 def _looks_local(name: str) -> bool:
@@ -38,7 +64,7 @@ def load_config(name: str):
     """``AutoConfig.from_pretrained(name)`` with a one-line error for missing folders and hub failures."""
     from transformers import AutoConfig
 
-    path = Path(name).expanduser()
+    path = Path(model_folder(name)).expanduser()
     if path.exists() and path.is_dir() and not (path / "config.json").exists():
         raise ProtegeError(f"{name}: no config.json in this folder; pass a save_pretrained model folder")
     if not path.exists() and looks_local(name):  # not a hub id: fail now, not after the hub's retries
@@ -66,19 +92,27 @@ def looks_local(name: str) -> bool:
     return "/" in text and Path(first).is_dir()
 
 
-def problem_type_of(config) -> str:
-    """``"regression"`` for one-output heads, else ``"single_label_classification"``."""
+def problem_type_of(config, *, multi_label: bool = False) -> str:
+    """``"regression"`` for one-output heads, else ``"single_label_classification"``.
+
+    A ``multi_label_classification`` head is returned as such only where the caller handles it
+    (``multi_label=True``: finetune and task distillation); elsewhere it is refused by name.
+    """
     if config.problem_type in ("regression", "single_label_classification"):
         return config.problem_type
     if config.problem_type == "multi_label_classification":
-        raise ProtegeError("multi-label classifiers are not supported yet; use a single-label or regression teacher")
+        if multi_label:
+            return config.problem_type
+        raise ProtegeError("multi-label classifiers are supported by finetune and distill (task objective) only; "
+                           "use a single-label or regression model here")
     return "regression" if config.num_labels == 1 else "single_label_classification"
 
 
-def load_classifier(name: str, *, role: str = "teacher", attn_implementation: str | None = None):
+def load_classifier(name: str, *, role: str = "teacher", attn_implementation: str | None = None, multi_label: bool = False):
     """Load a fine-tuned ``AutoModelForSequenceClassification`` (eval mode) or fail clearly.
 
-    ``role`` only words the messages ("teacher", "model").
+    ``role`` only words the messages ("teacher", "model"); ``multi_label`` accepts a multi-label
+    head (see :func:`problem_type_of`).
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -93,13 +127,13 @@ def load_classifier(name: str, *, role: str = "teacher", attn_implementation: st
     if getattr(config, "protege_pruned_heads", None) or getattr(config, "protege_ffn_sizes", None):
         from protege.models.surgery import load_pruned  # a layout a stock config cannot express
 
-        model = load_pruned(name)
+        model = load_pruned(model_folder(name))
         if attn_implementation and hasattr(model, "set_attn_implementation"):
             model.set_attn_implementation(attn_implementation)
-        problem_type_of(model.config)
+        problem_type_of(model.config, multi_label=multi_label)
         return model
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    path = Path(name).expanduser()
+    path = Path(model_folder(name)).expanduser()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(path) if path.exists() else name, **kwargs)
     except (OSError, ValueError) as err:
@@ -111,7 +145,7 @@ def load_classifier(name: str, *, role: str = "teacher", attn_implementation: st
         if mapped is None:
             raise
         raise mapped from None
-    problem_type_of(model.config)
+    problem_type_of(model.config, multi_label=multi_label)
     return model.eval()
 
 
@@ -128,7 +162,7 @@ def load_tokenizer(name: str):
     """
     from transformers import AutoTokenizer
 
-    path = Path(name).expanduser()
+    path = Path(model_folder(name)).expanduser()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path) if path.exists() else name)
     except (OSError, ValueError, TypeError) as err:
@@ -170,7 +204,7 @@ def from_pretrained(auto_class, name: str, *, explain_value_error=None, **kwargs
     (:func:`~protege.models.checks.weights_error`). ``explain_value_error(err)`` may give a more
     specific error for a ``ValueError`` (return None to keep the general one).
     """
-    path = Path(name).expanduser()
+    path = Path(model_folder(name)).expanduser()
     try:
         return auto_class.from_pretrained(str(path) if path.exists() else name, **kwargs)
     except ValueError as err:

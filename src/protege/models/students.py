@@ -94,7 +94,7 @@ def pretrained_student(name: str, teacher_config, *, attn_implementation: str | 
     """Any pretrained checkpoint as the student, with a head for the teacher's label space."""
     from protege.models.loading import load_backbone_as_classifier, problem_type_of
 
-    problem = problem_type_of(teacher_config)
+    problem = problem_type_of(teacher_config, multi_label=True)  # the caller loaded the teacher, so it accepted its kind
     id2label = None if problem == "regression" else dict(teacher_config.id2label)
     return load_backbone_as_classifier(name, problem_type=problem, id2label=id2label, attn_implementation=attn_implementation)
 

@@ -56,6 +56,14 @@ class TaskLosses(Section):
         check_number(self, "temperature", low=0, low_open=True)
         check_choice(self, "hidden_loss", ("mse", "cosine"))
 
+    def _unused(self):
+        """The knobs of terms whose weight is 0 (the model card leaves them out)."""
+        unused = set() if self.alpha_kd else {"temperature"}
+        if not self.alpha_hidden:
+            unused |= {"hidden_loss"} | (set() if self.alpha_embed else {"hidden_projection"})
+            unused |= set() if self.alpha_attn else {"layer_map"}
+        return unused
+
 
 @dataclass(frozen=True, kw_only=True)
 class MlmLosses(Section):
@@ -86,6 +94,11 @@ class MlmLosses(Section):
         check_number(self, "mask_smoothing", low=0)
         check_choice(self, "kd_positions", ("masked", "all"))
         check_positive(self, "top_k", optional=True)
+
+    def _unused(self):
+        """The knobs of terms whose weight is 0 (the model card leaves them out)."""
+        unused = set() if self.alpha_kd else {"temperature", "kd_positions", "top_k"}
+        return unused | (set() if self.alpha_cos else {"hidden_projection"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +156,10 @@ class EmbeddingLosses(Section):
         if (self.probe_train is None) != (self.probe_eval is None):
             raise ProtegeError("the linear probe needs both --probe-train and --probe-eval")
 
+    def _unused(self):
+        """The knobs of terms whose weight is 0 (the model card leaves them out)."""
+        return set() if self.alpha_hidden else {"hidden_loss", "layer_map"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class ClmLosses(Section):
@@ -169,3 +186,9 @@ class ClmLosses(Section):
         check_choice(self, "lm_loss", ("forward_kl", "reverse_kl", "jsd"))
         check_number(self, "jsd_beta", low=0, high=1, low_open=True, high_open=True)
         check_positive(self, "top_k", optional=True)
+
+    def _unused(self):
+        """The knobs of terms whose weight is 0 (the model card leaves them out)."""
+        if not self.alpha_kd:
+            return {"temperature", "lm_loss", "jsd_beta", "top_k"}
+        return set() if self.lm_loss == "jsd" else {"jsd_beta"}

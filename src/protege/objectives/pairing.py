@@ -14,17 +14,21 @@ from protege.losses import HiddenProjection
 from protege.models import num_heads, num_layers, problem_type_of
 from protege.objectives.layers import projection_for, resolve_layer_map
 
-__all__ = ["BuiltStudent", "build_student", "map_to_teacher_labels"]
+__all__ = ["BuiltStudent", "build_student", "map_to_teacher_labels", "student_label_names", "set_class_names"]
 
 
 @dataclass
 class BuiltStudent:
-    """A student model, the teacher block each of its blocks learns from, and an optional projection."""
+    """A student model, the teacher block each of its blocks learns from, and an optional projection.
+
+    ``lora`` (a LoRA student, ``--student-lora-r``): its settings and trainable/frozen parameter counts.
+    """
 
     model: object
     layer_map: list[int]
     projection: HiddenProjection | None
     description: str
+    lora: dict | None = None
 
 
 def build_student(cfg, teacher, teacher_tokenizer) -> BuiltStudent:
@@ -45,15 +49,56 @@ def build_student(cfg, teacher, teacher_tokenizer) -> BuiltStudent:
     if o.alpha_attn and num_heads(student.config) != num_heads(teacher.config):
         raise ProtegeError(f"--alpha-attn needs the same number of heads (student {num_heads(student.config)}, "
                            f"teacher {num_heads(teacher.config)}); set --alpha-attn 0 or --student-heads {num_heads(teacher.config)}")
-    return BuiltStudent(student, layer_map, projection, what)
+    lora = None
+    if getattr(cfg, "student_lora_r", None):
+        from protege.models.lora import add_lora, parameter_split
+
+        student = add_lora(student, r=cfg.student_lora_r, alpha=cfg.student_lora_alpha, target=cfg.student_lora_target)
+        targets = sorted(student.peft_config["default"].target_modules)
+        lora = {"r": cfg.student_lora_r, "alpha": student.peft_config["default"].lora_alpha, "target": targets,
+                **parameter_split(student)}
+        what += (f", LoRA r={cfg.student_lora_r} on {','.join(targets)} "
+                 f"({lora['trainable_parameters']:,} of {lora['total_parameters']:,} parameters trainable)")
+    return BuiltStudent(student, layer_map, projection, what, lora)
 
 
-def map_to_teacher_labels(examples, config):
-    """Labels of ``examples`` as ids in the teacher's label space (names via ``id2label``), if present."""
+def map_to_teacher_labels(examples, config, names=None):
+    """Labels of ``examples`` as ids in the teacher's label space (names via ``id2label``), if present.
+
+    ``names`` (see :func:`student_label_names`) are further names of the teacher's classes, in id order.
+    """
     from protege.data import LabelSpace, map_labels
 
     if examples.labels is None:
         return examples
-    problem = problem_type_of(config)
+    problem = problem_type_of(config, multi_label=True)
     space = LabelSpace(problem, None if problem == "regression" else {int(k): str(v) for k, v in config.id2label.items()})
-    return map_labels(examples, space, label2id={str(k): int(v) for k, v in (config.label2id or {}).items()})
+    label2id = {str(k): int(v) for k, v in (config.label2id or {}).items()}
+    if names:
+        space = LabelSpace(problem, dict(enumerate(names)))
+        label2id.update({name: i for i, name in enumerate(names)})
+    return map_labels(examples, space, label2id=label2id)
+
+
+def student_label_names(given, examples, teacher_config) -> tuple[str, ...] | None:
+    """The student's class names where they are not the teacher's; None keeps the teacher's.
+
+    ``given`` (``--label-names``) must name each of the teacher's classes, in id order; else a
+    datasets ``ClassLabel`` of ``examples`` names them when the teacher only numbers its classes
+    (``LABEL_0``, ``0``) and has as many.
+    """
+    from protege.data import LabelSpace, generic_names, parse_label_names
+
+    problem = problem_type_of(teacher_config, multi_label=True)
+    id2label = None if problem == "regression" else {int(k): str(v) for k, v in teacher_config.id2label.items()}
+    names = parse_label_names(given, LabelSpace(problem, id2label))
+    if names is None and id2label and generic_names(id2label) and examples is not None \
+            and len(examples.label_names or ()) == len(id2label):
+        names = tuple(examples.label_names)
+    return names
+
+
+def set_class_names(config, names) -> None:
+    """Name the classes of a model ``config`` (``id2label``/``label2id``: what ``pipeline()`` prints)."""
+    config.id2label = dict(enumerate(names))
+    config.label2id = {name: i for i, name in enumerate(names)}

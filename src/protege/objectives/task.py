@@ -6,7 +6,8 @@ total = alpha_kd * KD(T) + alpha_ce * CE(gold) + alpha_mse * MSE(logits)
 (Hinton et al. 2015; Sanh et al. 2019; Jiao et al. 2020.) For regression teachers the soft
 target is the teacher's prediction itself, so KD becomes an MSE on the outputs. KD is computed as
 KL(teacher || student): the same gradient as Hinton's soft-target cross-entropy, minus the
-teacher's entropy, so the logged value is 0 when the student matches.
+teacher's entropy, so the logged value is 0 when the student matches. Multi-label teachers
+(independent sigmoid outputs) get the per-label binary KL (Yang et al. 2023) and a BCE hard term.
 """
 
 from __future__ import annotations
@@ -74,15 +75,25 @@ def distillation_losses(student_out, teacher_out, batch: dict, objective: Object
     o = objective
     s_logits, t_logits = student_out.logits.float(), teacher_out.logits.float()
     regression = o.problem_type == "regression"
+    multi_label = o.problem_type == "multi_label_classification"
     terms: dict[str, torch.Tensor] = {}
     if o.alpha_kd:
-        terms["kd"] = losses.logits_mse(s_logits, t_logits) if regression else \
-            losses.kl_divergence(s_logits, t_logits, temperature=o.temperature)
+        if regression:
+            terms["kd"] = losses.logits_mse(s_logits, t_logits)
+        elif multi_label:
+            terms["kd"] = losses.sigmoid_kl_divergence(s_logits, t_logits, temperature=o.temperature)
+        else:
+            terms["kd"] = losses.kl_divergence(s_logits, t_logits, temperature=o.temperature)
     if o.alpha_ce:
         if "labels" not in batch:
             raise ProtegeError("--alpha-ce needs gold labels in the training data; set --alpha-ce 0 or add a label column")
         labels = batch["labels"]
-        terms["ce"] = losses.regression_mse(s_logits, labels.float()) if regression else losses.hard_cross_entropy(s_logits, labels)
+        if regression:
+            terms["ce"] = losses.regression_mse(s_logits, labels.float())
+        elif multi_label:
+            terms["ce"] = losses.multilabel_bce(s_logits, labels)
+        else:
+            terms["ce"] = losses.hard_cross_entropy(s_logits, labels)
     if o.alpha_mse:
         terms["mse"] = losses.logits_mse(s_logits, t_logits)
     mask = batch["attention_mask"]
@@ -101,7 +112,8 @@ def distillation_losses(student_out, teacher_out, batch: dict, objective: Object
 class TaskObjective:
     """Task distillation behind the objective contract (:mod:`protege.objectives.registry`).
 
-    Loads the classifier teacher, builds the student (:func:`~protege.objectives.pairing.build_student`)
+    Loads the classifier teacher (or, for several ``--teacher``, their :class:`~protege.models.ensemble.Ensemble`,
+    whose first member the student is built from), builds the student (:func:`~protege.objectives.pairing.build_student`)
     and computes :func:`distillation_losses`; teacher outputs come from the live teacher or, after
     :meth:`attach_cache`, from the teacher-output cache.
     """
@@ -117,12 +129,23 @@ class TaskObjective:
         from protege.objectives.pairing import build_student
 
         self.cfg = cfg
-        self.teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.losses.alpha_attn > 0 else None)
-        self.tokenizer = load_tokenizer(cfg.teacher)
-        self.problem_type = problem_type_of(self.teacher.config)
+        if isinstance(cfg.teacher, str):
+            self.teacher = load_classifier(cfg.teacher, attn_implementation="eager" if cfg.losses.alpha_attn > 0 else None,
+                                           multi_label=True)
+            self.tokenizer = load_tokenizer(cfg.teacher)
+            self.soft_teacher, first = self.teacher, self.teacher  # soft_teacher: what the loss (and the cache) read
+        else:  # several --teacher: their ensemble answers; the student is built from the first member
+            from protege.models.ensemble import load_ensemble
+
+            self.teacher, self.tokenizer = load_ensemble(cfg.teacher, weights=cfg.ensemble_weights, mode=cfg.ensemble,
+                                                         multi_label=True)
+            # KD at T needs the members' distributions averaged at T, not the T=1 mean softened (models/ensemble.py)
+            self.soft_teacher, first = self.teacher.softened(cfg.losses.temperature), self.teacher.members[0]
+        self.problem_type = problem_type_of(self.teacher.config, multi_label=True)
         torch.manual_seed(cfg.seed)  # random-init students and new heads follow --seed
-        built = build_student(cfg, self.teacher, self.tokenizer)
+        built = build_student(cfg, first, self.tokenizer)
         self.student, self.extra, self.description = built.model, built.projection, built.description
+        self.lora = built.lora  # a LoRA student: its settings and parameter counts (metrics.json "student")
         self.layer_map = list(built.layer_map)
         self.objective = make_objective(cfg.losses, problem_type=self.problem_type, layer_map=self.layer_map)
         self.weights = {k: v for k, v in self.objective.weights.items() if v}
@@ -156,7 +179,7 @@ class TaskObjective:
             t_out = self.cache.outputs(batch["index"], inputs["input_ids"].shape[1], inputs["input_ids"].device)
         else:
             with torch.inference_mode():
-                t_out = self.teacher(**inputs, **self.outputs)
+                t_out = self.soft_teacher(**inputs, **self.outputs)
         return distillation_losses(student(**inputs, **self.outputs), t_out, batch, self.objective, self.extra)
 
     def eval_features(self, features: list[dict]) -> list[dict]:
@@ -175,7 +198,21 @@ class TaskObjective:
             out["model"] = task_metrics(logits, [f["labels"] for f in features], self.problem_type)
         return out
 
+    def merge_lora(self) -> None:
+        """After training, fold a LoRA student's adapters into its weights: a stock transformers model again."""
+        if self.lora is not None:
+            from protege.models.lora import merge_lora
+
+            self.student = merge_lora(self.student)
+
     def save(self, folder) -> None:
         """A save_pretrained classifier folder (AutoModelForSequenceClassification)."""
-        self.student.save_pretrained(folder)
+        student = self.student
+        if hasattr(student, "merge_and_unload"):  # a LoRA student mid-training: write a merged copy, keep training the adapters
+            import copy
+
+            from protege.models.lora import merge_lora
+
+            student = merge_lora(copy.deepcopy(student))
+        student.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)

@@ -45,7 +45,7 @@ __all__ = ["CompressConfig", "compress", "default_grid", "pick_winner", "format_
 _BUDGETS = ("target_speedup", "target_latency_ms", "min_retention")
 _STATE = "compress_state.json"
 # settings that change no stage: a resumed run may change them
-_NOT_STAGES = set(_BUDGETS) | {"out", "resume", "overwrite", "progress", "keep_candidates"}
+_NOT_STAGES = set(_BUDGETS) | {"out", "resume", "overwrite", "progress", "keep_candidates", "checkpoint_minutes"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +83,9 @@ class CompressConfig(TrainSettings):
         check_positive(self, "calibration_examples")
         if not self.speed:
             raise ProtegeError("compress picks by measured speed; drop --no-speed")
+        if self.save_best_model:
+            raise ProtegeError("--save-best-model is not available for protege compress (each candidate keeps its best "
+                               "weights with --keep-best); use it with protege distill")
         from protege.recipes.export import parse_variants
 
         parse_variants(self.variants, calibration=bool(self.calibration))
@@ -327,4 +330,5 @@ def _finish(cfg: CompressConfig, stage, results: dict, primary: str) -> dict:
         return export_card(metrics) + "\n## How it was chosen\n\n```\n" + format_candidates(metrics) + "```\n"
 
     return finish_run(stage, cfg.out, method="compress", save=lambda _folder: None, measure=lambda: head,
-                      config=dataclasses.asdict(cfg), extra={"export": export_section, "compress": section}, card=card)
+                      config=dataclasses.asdict(cfg), extra={"export": export_section, "compress": section}, card=card,
+                      settings=(cfg,))

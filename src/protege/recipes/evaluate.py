@@ -13,6 +13,7 @@ from pathlib import Path
 
 from protege.engine.config import EvalData, Speed
 from protege.errors import ProtegeError
+from protege.recipes.common import takes_objects
 from protege.utils.config import check_positive, option
 
 __all__ = ["EvaluateConfig", "evaluate", "check_output_file"]
@@ -47,8 +48,9 @@ class EvaluateConfig(EvalData, Speed):
                                path=True, metavar="FILE", group="fidelity")
     gate: str | None = option(None, "budgets that must hold, else exit 1, e.g. "
                                     "\"agreement>=0.95,flips_lost<=0.02,ece_delta<=0.02\"", metavar="BUDGETS", group="fidelity")
-    strict: bool = option(False, "a gate whose figure was not measured fails instead of being skipped",
-                          group="fidelity")
+    strict: bool = option(False, "exit 1 when the model is degenerate (one predicted class, MCC about 0, a constant "
+                                 "output or NaN: a warning otherwise) and fail a gate whose figure was not measured "
+                                 "instead of skipping it")
     fidelity_dir: str | None = option(None, "folder for fidelity.jsonl and the plots (default: fidelity/ "
                                             "beside --out)", metavar="DIR", group="fidelity")
     fidelity_examples: int = option(20, "most-changed examples listed in metrics.json and the report",
@@ -86,16 +88,25 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> None:
         raise ProtegeError(f"{flag} {path}: cannot write in {parent}; choose a writable folder")
 
 
-def evaluate(model: str | None = None, *, config: EvaluateConfig | None = None, **kwargs) -> dict:
+@takes_objects
+def evaluate(model=None, *, eval=None, compare=None, sts=None, probe_train=None, probe_eval=None, eval_text=None,
+             config: EvaluateConfig | None = None, **kwargs) -> dict:
     """Evaluate ``model`` (a folder or hub id) and compare it with ``compare`` (its teacher).
 
-    Keyword arguments are the fields of :class:`EvaluateConfig` (the flags of ``protege
-    evaluate``). Returns the metrics dict; writes it as JSON to ``out`` when given. Labels are
-    mapped to the model's label space (names via ``config.id2label`` or ids).
+    A classifier is scored on labeled ``eval`` data; a general-purpose model on ``sts`` (STS-B
+    pairs), ``probe_train``/``probe_eval`` (a probe on its sentence embeddings) or ``eval_text``
+    (held-out text for a language model), as ``protege evaluate`` does. Other keyword arguments
+    are the remaining fields of :class:`EvaluateConfig` (the flags of ``protege evaluate``).
+    Returns the metrics dict; writes it as JSON to ``out`` when given. Labels are mapped to the
+    model's label space (names via ``config.id2label`` or ids). From Python the models may be
+    transformers models (with ``tokenizer=``) and the data a ``pandas.DataFrame``, a ``datasets``
+    split or ``(texts, labels)`` (:func:`protege.recipes.common.takes_objects`).
     """
     from protege.recipes.common import make_config
 
-    cfg = make_config(EvaluateConfig, config, {**kwargs, **({"model": model} if model is not None else {})})
+    named = {"model": model, "eval": eval, "compare": compare, "sts": sts, "probe_train": probe_train,
+             "probe_eval": probe_eval, "eval_text": eval_text}
+    cfg = make_config(EvaluateConfig, config, {**kwargs, **{k: v for k, v in named.items() if v is not None}})
     from protege.engine import stamp
     from protege.models.loading import quiet_transformers
     from protege.utils.io import write_json_atomic

@@ -254,4 +254,4 @@ def _finish(cfg: ExportConfig, stage, run: dict, models: dict) -> dict:
 
         write_json_atomic(stage.path / name / "metrics.json", stamp(part))
     return finish_run(stage, cfg.out, method="export", save=lambda _folder: None, measure=lambda: head,
-                      config=dataclasses.asdict(cfg), extra={"export": result}, card=export_card)
+                      config=dataclasses.asdict(cfg), extra={"export": result}, card=export_card, settings=(cfg,))

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from protege.engine.config import EvalData, Optimization, Output, Speed
+from protege.engine.config import Checks, EvalData, Optimization, Output, Speed
 from protege.errors import ProtegeError
 from protege.extraction.defenses.hardening import OUTPUT_MODES
 from protege.utils.config import check_positive, option
@@ -35,7 +35,7 @@ _TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExtractConfig(EvalData, Optimization, Speed, Output):
+class ExtractConfig(EvalData, Optimization, Speed, Output, Checks):
     """``protege extract``: query a victim, then train a pretrained student on its answers.
 
     Hard labels (cross-entropy) when the victim returns only labels; soft targets (KD at
@@ -101,15 +101,17 @@ def query_log_paths(cfg: ExtractConfig, eval_texts: list[str] | None = None) -> 
     return log, log.with_name(f"{log.name.removesuffix('.jsonl')}.eval-{digest}.jsonl")
 
 
-def extract(config: ExtractConfig | None = None, *, victim=None, **kwargs) -> dict:
+def extract(config: ExtractConfig | None = None, *, victim=None, callbacks=(), **kwargs) -> dict:
     """Query a victim classifier and train a pretrained student on its answers.
 
     Keyword arguments are the fields of :class:`~protege.extraction.config.ExtractConfig` (the CLI
     flags of ``protege extract``). ``victim`` is a URL or a classifier folder, as on the command
     line, or an in-process :class:`~protege.extraction.victim.Victim` (anything with ``info()``
-    and ``predict``). Returns the metrics written to ``out/metrics.json``.
+    and ``predict``). Returns the metrics written to ``out/metrics.json``. ``callbacks`` see the
+    training loop's events and ``on_save`` (:mod:`protege.engine.events`).
     """
     from protege.engine import prepare_output
+    from protege.engine.events import as_callbacks
     from protege.engine.staging import has_checkpoint, staging_dir
     from protege.extraction.client import connect
     from protege.models.loading import quiet_transformers
@@ -120,6 +122,7 @@ def extract(config: ExtractConfig | None = None, *, victim=None, **kwargs) -> di
     elif victim is not None and config is None:
         kwargs["victim"] = str(getattr(victim, "name", None) or type(victim).__name__)
     cfg = make_config(ExtractConfig, config, kwargs)
+    callbacks = as_callbacks(callbacks)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ProtegeError("extract runs in one process (it owns the query log); start it without torchrun/accelerate launch")
     quiet_transformers()
@@ -133,18 +136,18 @@ def extract(config: ExtractConfig | None = None, *, victim=None, **kwargs) -> di
             victim = connect(cfg.victim, cfg.api_key or os.environ.get("PROTEGE_API_KEY"), output=cfg.victim_output,
                              timeout=cfg.timeout, retries=cfg.retries, max_length=cfg.max_length)
         try:
-            return _extract(cfg, victim, stage)
+            return _extract(cfg, victim, stage, callbacks)
         finally:
             if owned and hasattr(victim, "close"):
                 victim.close()
 
 
-def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
+def _extract(cfg: ExtractConfig, victim, stage: Path, callbacks=()) -> dict:
     import torch
 
     from protege.data import Examples, LabelSpace, encode, load_examples, map_labels
     from protege.data.queries import make_queries
-    from protege.engine import train
+    from protege.engine import save_model, train
     from protege.evaluation import task_eval_fn
     from protege.extraction.client import collect
     from protege.extraction.defenses.hardening import answers_are_soft, targets_from_answers
@@ -210,13 +213,14 @@ def _extract(cfg: ExtractConfig, victim, stage: Path) -> dict:
     status(f"training {cfg.student} on {len(features)} answers ({how}) on {device}")
     stage.begin()
     result = train(model, features, settings=cfg, loss_fn=loss_fn, work_dir=stage.path, pad_token_id=tokenizer.pad_token_id or 0,
-                   eval_fn=eval_fn, primary="agreement" if victim_logits is not None else "accuracy", device=device)
+                   eval_fn=eval_fn, primary="agreement" if victim_logits is not None else "accuracy", device=device,
+                   write_model=lambda folder: save_model(model, tokenizer, folder), callbacks=callbacks)
     extraction = {"victim": meta["victim"], "output": _answer_mode(got.answers), "targets": "soft" if soft else "hard",
                   "queries": cfg.queries, "query_corpus": cfg.query_corpus, "budget": cfg.budget,
                   "sent": got.new, "from_log": got.reused, "query_log": str(log_path),
                   "eval_queries": len(got_eval.texts) if got_eval else 0, "eval_sent": got_eval.new if got_eval else 0,
                   "query_seconds": round(got.seconds + (got_eval.seconds if got_eval else 0.0), 1)}
-    return _finish(cfg, stage, model, tokenizer, result, eval_ex, eval_fn, victim_logits, extraction, device)
+    return _finish(cfg, stage, model, tokenizer, result, eval_ex, eval_fn, victim_logits, extraction, device, callbacks)
 
 
 def _answer_mode(answers: list[dict]) -> str:
@@ -246,7 +250,7 @@ def _check_budget(victim, new_train: int, new_eval: int) -> None:
                            "pass --no-victim-agreement, or get more budget")
 
 
-def _finish(cfg, stage, model, tokenizer, result, eval_ex, eval_fn, victim_logits, extraction, device) -> dict:
+def _finish(cfg, stage, model, tokenizer, result, eval_ex, eval_fn, victim_logits, extraction, device, callbacks=()) -> dict:
     """Save the student, measure it beside the victim's answers, write the reports, move into place."""
     import torch
 
@@ -270,4 +274,4 @@ def _finish(cfg, stage, model, tokenizer, result, eval_ex, eval_fn, victim_logit
 
     config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "api_key"}  # never write a secret
     return finish_run(stage, cfg.out, method="extract", model=model, tokenizer=tokenizer, measure=measure, result=result,
-                      config=config, extra={"extraction": extraction})
+                      config=config, extra={"extraction": extraction}, callbacks=callbacks, settings=(cfg,))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 from protege.errors import ProtegeError
-from protege.engine.config import Optimization, Output, Speed, TrainData
+from protege.engine.config import Checks, Optimization, Output, Speed, TrainData
 from protege.pruning.config import METHODS, MasksConfig, StructuredConfig
 from protege.utils.config import option
 
@@ -31,7 +31,7 @@ _DEFAULT_RECOVERY = {"magnitude": "none", "imp": "finetune", "gradual": "distill
 
 
 @dataclass(frozen=True, kw_only=True)
-class PruneConfig(TrainData, Optimization, Speed, Output):
+class PruneConfig(TrainData, Optimization, Speed, Output, Checks):
     """``protege prune``: one pruning run, from a classifier folder to a pruned, measured folder.
 
     The training settings are used only when something trains: ``--recover finetune|distill``,
@@ -63,6 +63,9 @@ class PruneConfig(TrainData, Optimization, Speed, Output):
             raise ProtegeError("--method gradual prunes during distillation; use --recover distill (the default)")
         if self.resume:
             raise ProtegeError("pruning runs cannot be resumed; run the command again without --resume")
+        if self.save_best_model:  # its masks are made permanent only at the end; the best round or step is no plain model
+            raise ProtegeError("--save-best-model is not available for protege prune; --keep-best already restores the "
+                               "best evaluated weights at the end")
         if self.out is None:
             raise ProtegeError("--out is required")
         if self.needs_training and not self.train:
@@ -92,6 +95,13 @@ class PruneConfig(TrainData, Optimization, Speed, Output):
     def needs_training(self) -> bool:
         """Whether this run trains (and so needs ``--train``)."""
         return self.recovery != "none"
+
+    def _unused(self):
+        """The training settings of a run that does not train; the distillation knobs of one that does not distil."""
+        unused = set() if self.recovery == "distill" else {"alpha_kd", "alpha_ce", "alpha_hidden", "temperature"}
+        if not self.needs_training:
+            unused |= {f.name for f in dataclasses.fields(Optimization) if f.name != "device"} | {"train", "max_train_examples"}
+        return unused
 
 
 
@@ -128,6 +138,7 @@ class PruneRun:
     device: object = None
     stage: Path | None = None
     training: list | None = None
+    callbacks: tuple = ()  # the caller's (protege.prune(callbacks=...)): every training run and the finished folder
 
     def eval_fn(self, model) -> dict:
         from protege.evaluation.metrics import agreement, task_metrics
@@ -155,7 +166,7 @@ class PruneRun:
         eval_fn = self.eval_fn if self.eval_ex is not None else None
         result = train(model, self.features, settings=settings, loss_fn=self._loss_fn(model, layer_map),
                        work_dir=work_dir, pad_token_id=self.pad, eval_fn=eval_fn, primary=self.primary, device=self.device,
-                       callbacks=callbacks)
+                       callbacks=(*callbacks, *self.callbacks))
         self.training.append({"steps": result.steps, "seconds": result.seconds, "examples_per_s": result.examples_per_s,
                               "best_step": result.best_step, "final_loss": result.final_loss, "history": result.history})
         return result
@@ -184,7 +195,8 @@ class PruneRun:
         return loss_fn
 
 
-def prune(model: str | None = None, *, config: PruneConfig | None = None, method_config=None, **options) -> dict:
+def prune(model: str | None = None, *, config: PruneConfig | None = None, method_config=None, callbacks=(),
+          **options) -> dict:
     """Prune the classifier ``model`` (a folder or hub id) into ``out``; returns the metrics written to ``out/metrics.json``.
 
     Keyword arguments are the fields of :class:`~protege.pruning.config.PruneConfig` (``method``,
@@ -192,8 +204,11 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
     (:data:`~protege.pruning.config.METHODS`), i.e. the flags of ``protege prune``. Or pass
     ``config`` and ``method_config`` objects. The report compares the pruned model with the
     dense one: quality, agreement, parameters, CPU latency, plus ``metrics["pruning"]``.
+    ``callbacks`` see every training run's events (steps restart at 1 in each lottery round) and
+    ``on_save`` (:mod:`protege.engine.events`).
     """
     from protege.engine import plan_stage
+    from protege.engine.events import as_callbacks
     from protege.models.loading import quiet_transformers
     from protege.recipes.prune_steps import METHOD_STEPS
     from protege.utils.device import resolve_device
@@ -206,6 +221,7 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
             raise ProtegeError(f"--method {cfg.method} takes a {METHODS[cfg.method].__name__}, got {type(mcfg).__name__}")
     else:
         cfg, mcfg = split_options({**options, **({"model": model} if model is not None else {})})
+    callbacks = as_callbacks(callbacks)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # masks, rounds and the output have no main-process guards
         raise ProtegeError("prune runs in one process; start it without torchrun/accelerate launch")
     quiet_transformers()
@@ -215,6 +231,7 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
         run.device = resolve_device(cfg.device)
         run.stage = stage.begin()
         run.training = []
+        run.callbacks = callbacks
         pruned, extra = METHOD_STEPS[cfg.method](run)
         return _finish(run, stage, pruned, extra)
 
@@ -329,4 +346,5 @@ def _finish(run: PruneRun, stage, model, extra: dict) -> dict:
     return finish_run(stage, cfg.out, method="prune", model=model, tokenizer=run.tokenizer, measure=measure, config=config,
                       extra=sections, card=lambda m: pruning_card(model_card(m), m),
                       # after measuring: the masks are not part of the model's size
-                      after_measure=(lambda folder: save_masks(masks, folder / MASKS_FILE)) if masks else None)
+                      after_measure=(lambda folder: save_masks(masks, folder / MASKS_FILE)) if masks else None,
+                      callbacks=run.callbacks, settings=(cfg, run.method_cfg))

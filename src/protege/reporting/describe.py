@@ -9,6 +9,7 @@ __all__ = ["primary_of", "key_settings", "part", "source_of", "short", "method_o
 _PLUMBING = {"train", "eval", "out", "text_column", "text_pair_column", "label_column", "split", "max_train_examples",
              "max_eval_examples", "batch_size", "grad_accum", "max_length", "weight_decay", "warmup_ratio",
              "max_grad_norm", "seed", "eval_every", "patience", "keep_best", "checkpoint_every", "log_every",
+             "checkpoint_minutes", "save_best_model",
              "group_by_length", "precision", "device", "speed", "speed_seconds", "resume", "overwrite", "progress",
              "epochs", "max_steps", "lr", "teacher", "model", "method", "temperature", "hidden_loss",
              "hidden_projection", "config"}

@@ -25,12 +25,17 @@ _DPI = 90
 
 @dataclasses.dataclass(frozen=True)
 class Plot:
-    """One figure: its file name in the report folder, a title, a caption and the PNG bytes."""
+    """One figure: its file name in the report folder, a title, a caption and the PNG bytes.
+
+    ``points`` are the values drawn, as ``(panel, run, x, y)`` (panel: e.g. "timed on B", or None
+    for a figure of one panel), so what a plot shows can be checked against the table's numbers.
+    """
 
     file: str
     title: str
     caption: str
     png: bytes
+    points: tuple = ()
 
 
 def require_matplotlib() -> None:
@@ -77,46 +82,55 @@ def query_history(run) -> list[tuple[float, float | None, float | None]]:
 
 def _tradeoff(table: Table, cost_key: str, cost_label: str, file: str, what: str) -> Plot | None:
     """Quality against a cost, one Pareto front per evaluation data set (quality on different data
-    does not compare); with timings from different settings, each point says which ("[B]")."""
+    does not compare). Latency timed under different settings does not compare either: each setting
+    ("timed on A", "B", ... as in the table) gets its own panel, axis and fronts, never one shared axis."""
     q = table.primary
     rows = [r for r in table.rows if r.get(q) is not None and r.get(cost_key) is not None and r[cost_key] > 0]
     if len(rows) < 2:
         return None
     lower_better = next((c.better == "low" for c in table.columns if c.key == q), False)
-    sessions = {r.get("timed_on") for r in rows} - {None} if what == "latency" else set()
-    data = list(dict.fromkeys(r["_source"] for r in rows))
-    fig, (ax,) = _figure((6.4, 4.2))
-    on_front = []
-    for g, source in enumerate(data):
-        group = [r for r in rows if r["_source"] == source]
-        front = pareto_front([r[cost_key] for r in group], [r[q] for r in group], higher_quality_is_better=not lower_better)
-        color = f"C{g}"
-        for i, r in enumerate(group):
-            ax.scatter(r[cost_key], r[q], s=60 if i in front else 30, marker="s" if r.get("teacher") is None else "o",
-                       color=color, edgecolors="crimson" if i in front else "none", linewidths=1.5, zorder=3)
-            tag = f" [{r['timed_on']}]" if len(sessions) > 1 and r.get("timed_on") else ""
-            ax.annotate(r["run"] + tag, (r[cost_key], r[q]), textcoords="offset points", xytext=(5, 4), fontsize=7)
-        ax.step([group[i][cost_key] for i in front], [group[i][q] for i in front], where="post", color=color, lw=1,
-                alpha=0.8, zorder=2, label=f"front on {_short(source) or 'unknown data'}" if len(data) > 1 else "Pareto front")
-        on_front += [group[i]["run"] for i in front]
-    ax.scatter([], [], marker="s", color="grey", label="teacher / no teacher")
-    costs = [r[cost_key] for r in rows]
-    if max(costs) / min(costs) > 20:
-        ax.set_xscale("log")
-    ax.margins(x=0.12, y=0.08)
-    ax.set_xlabel(cost_label)
-    ax.set_ylabel(q)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    mixed = " (timed under different settings)" if len(sessions) > 1 else ""
-    ax.set_title(f"{q} vs {what}{mixed}", fontsize=9)
+    sessions = sorted({r.get("timed_on") for r in rows} - {None}) if what == "latency" else []
+    panels = [(s, [r for r in rows if r.get("timed_on") == s]) for s in sessions] if len(sessions) > 1 else [(None, rows)]
+    data = list(dict.fromkeys(r["_source"] for r in rows))  # one colour per data set, the same in every panel
+    fig, axes = _figure((6.4, 4.2) if len(panels) == 1 else (4.2 * len(panels), 4.2), ncols=len(panels))
+    on_front, points = [], []
+    for ax, (setting, panel_rows) in zip(axes, panels):
+        panel = f"timed on {setting}" if setting else None
+        for g, source in enumerate(data):
+            group = [r for r in panel_rows if r["_source"] == source]
+            if not group:
+                continue
+            front = pareto_front([r[cost_key] for r in group], [r[q] for r in group],
+                                 higher_quality_is_better=not lower_better)
+            color = f"C{g}"
+            for i, r in enumerate(group):
+                ax.scatter(r[cost_key], r[q], s=60 if i in front else 30, marker="s" if r.get("teacher") is None else "o",
+                           color=color, edgecolors="crimson" if i in front else "none", linewidths=1.5, zorder=3)
+                ax.annotate(r["run"], (r[cost_key], r[q]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+                points.append((panel, r["run"], r[cost_key], r[q]))
+            ax.step([group[i][cost_key] for i in front], [group[i][q] for i in front], where="post", color=color, lw=1,
+                    alpha=0.8, zorder=2, label=f"front on {_short(source) or 'unknown data'}" if len(data) > 1 else "Pareto front")
+            on_front += [group[i]["run"] + (f" [{setting}]" if setting else "") for i in front]
+        ax.scatter([], [], marker="s", color="grey", label="teacher / no teacher")
+        costs = [r[cost_key] for r in panel_rows]
+        if max(costs) / min(costs) > 20:
+            ax.set_xscale("log")
+        ax.margins(x=0.12, y=0.08)
+        ax.set_xlabel(cost_label)
+        ax.set_ylabel(q)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        ax.set_title(f"{q} vs {what}" + (f", {panel}" if panel else ""), fontsize=9)
     caption = (f"{q} against {cost_label}; runs on the Pareto front (no other run is both better and cheaper) are "
                f"outlined in red: {', '.join(on_front)}.")
     if len(data) > 1:
         caption += " Runs scored on different data are coloured apart, each with its own front."
-    if mixed:
-        caption += " Latency comes from different settings ([A], [B], ... as in the table): compare with care."
-    return Plot(file, f"Quality vs {what}", caption, _png(fig))
+    if len(panels) > 1:
+        caption += (f" Latency was timed under {len(panels)} different settings ({', '.join(sessions)}, as in the table's "
+                    "'timed on' column), which do not compare: one panel each, with its own axis and front. The table's "
+                    "speedups compare each run with its teacher timed in the same session; --remeasure re-times every "
+                    "model here, on one axis.")
+    return Plot(file, f"Quality vs {what}", caption, _png(fig), tuple(points))
 
 
 def _sparsity(table: Table) -> Plot | None:
@@ -130,11 +144,18 @@ def _sparsity(table: Table) -> Plot | None:
         lines.setdefault((r["teacher"], r["method"]), start).append(r)
     if sum(r.get(q) is not None for pts in lines.values() for r in pts) < 2:
         return None
-    panels = [(q, q)] + ([("latency_p50", "latency p50 (ms)")] if any(r.get("latency_p50") for r in sparse) else [])
+    panels = [(q, q, None)]
+    if any(r.get("latency_p50") for r in sparse):  # one latency panel per timing setting: they do not compare
+        settings = sorted({r.get("timed_on") for pts in lines.values() for r in pts if r.get("latency_p50")} - {None})
+        panels += [("latency_p50", "latency p50 (ms)", None)] if len(settings) < 2 else \
+            [("latency_p50", f"latency p50 (ms), timed on {s}", s) for s in settings]
     fig, axes = _figure((4.0 * len(panels), 3.6), ncols=len(panels))
-    for ax, (key, label) in zip(axes, panels):
+    drawn = []
+    for ax, (key, label, setting) in zip(axes, panels):
         for (teacher, method), rows in lines.items():
-            pts = sorted((r for r in rows if r.get(key) is not None), key=lambda r: r["sparsity"])
+            pts = sorted((r for r in rows if r.get(key) is not None and setting in (None, r.get("timed_on"))),
+                         key=lambda r: r["sparsity"])
+            drawn += [(label, r["run"], 100 * r["sparsity"], r[key]) for r in pts]
             ax.plot([100 * r["sparsity"] for r in pts], [r[key] for r in pts], "o-", ms=4,
                     label=f"{method or 'pruned'} from {teacher}" if teacher else (method or "pruned"))
             for r in pts:
@@ -145,8 +166,11 @@ def _sparsity(table: Table) -> Plot | None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{q} and latency vs sparsity" if len(panels) > 1 else f"{q} vs sparsity", fontsize=9)
-    return Plot("sparsity.png", "Sparsity", "Pruned runs by sparsity, one line per teacher and method, starting at the "
-                "dense teacher (0%) when it is in the report.", _png(fig))
+    caption = ("Pruned runs by sparsity, one line per teacher and method, starting at the dense teacher (0%) when it is "
+               "in the report.")
+    if len(panels) > 2:
+        caption += " Latency timed under different settings (as in the table's 'timed on' column) has one panel each."
+    return Plot("sparsity.png", "Sparsity", caption, _png(fig), tuple(drawn))
 
 
 def _extraction(table: Table) -> Plot | None:

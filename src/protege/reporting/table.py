@@ -138,6 +138,10 @@ def build_table(runs: list[Run], *, timings: dict | None = None, teacher_folders
         if timings is not None:
             ref_speed = timings.get(_key((teacher_folders or {}).get(run.name)))
         row.update(_against_teacher(run, teacher, {**flat, **speed}, ref_speed, timings is not None, notes))
+        collapsed = part(m, "degenerate")
+        if collapsed.get("found"):  # a collapsed model's accuracy is the majority share, not a success
+            notes.append(f"{run.name}: DEGENERATE, {'; '.join(map(str, collapsed.get('reasons') or []))}: its quality and "
+                         "retention reflect the data, not what it learned")
         rows.append(row)
 
     if any(r.get("runtime") for r in rows):  # exported runs beside PyTorch ones: say what each ran in

@@ -19,7 +19,7 @@ from typing import Any
 
 from protege.errors import ProtegeError
 
-__all__ = ["option", "Section", "split_options", "given_options", "check_positive", "check_number", "check_choice", "flag", "load_recipe", "build_config",
+__all__ = ["option", "Section", "split_options", "given_options", "unused_settings", "check_positive", "check_number", "check_choice", "flag", "load_recipe", "build_config",
            "coerce", "field_kind", "TRAINER_NAMES"]
 
 # common transformers.TrainingArguments names -> ours, for a "did you mean"
@@ -139,6 +139,33 @@ def given_options(cfg) -> frozenset | None:
     return getattr(cfg, "_protege_given", None)
 
 
+def unused_settings(*configs) -> frozenset[str]:
+    """The settings of ``configs`` that did not act on the run's model: what its model card leaves out.
+
+    A loss weight (``alpha_*``) of 0, and whatever a section's ``_unused()`` names (each section
+    of a config's class hierarchy answers for its own fields, as with ``_check``): the knobs of an
+    unused term, training settings of a run that does not train, output and display plumbing.
+    Nested configs (fields marked ``object``, e.g. an objective's options) answer too.
+    """
+    names = set()
+    for cfg in configs:
+        if not dataclasses.is_dataclass(cfg):
+            continue
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if f.metadata.get("object"):
+                names |= unused_settings(value)
+            elif f.name.startswith("alpha_") and isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+                names.add(f.name)
+        done = set()
+        for cls in type(cfg).__mro__:
+            hook = cls.__dict__.get("_unused")
+            if hook is not None and hook not in done:
+                done.add(hook)
+                names |= set(hook(cfg))
+    return frozenset(names)
+
+
 def split_options(options: dict, run_cls, table: dict, *, choice: str, default: str, source: str = "arguments",
                   verb: str | None = None) -> tuple[str, dict, dict]:
     """Split one flat dict of options into the run's and the chosen variant's: ``(chosen, run values, own values)``.
@@ -203,9 +230,18 @@ def coerce(name: str, value, f: dataclasses.Field, source: str = "arguments"):
             return float(value)
         if isinstance(value, (list, tuple)) and f.metadata.get("list"):
             return ",".join(str(int(v)) for v in value)
+        if isinstance(value, (list, tuple)) and f.metadata.get("numbers"):  # e.g. weights: [2, 1, 0.5] -> "2,1,0.5"
+            if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                raise ValueError
+            return ",".join(str(v) for v in value)
+        if isinstance(value, (list, tuple)) and f.metadata.get("names"):  # e.g. class names: ["neg", "pos"] -> "neg,pos"
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return ",".join(value)
         if not isinstance(value, (str, os.PathLike, int, float)):
             raise ValueError
         return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
     except (TypeError, ValueError, OverflowError):
         raise ProtegeError(f"{flag(name)} in {source}: expected {'a list of layer numbers or ' if f.metadata.get('list') else ''}"
+                           f"{'a list of numbers or ' if f.metadata.get('numbers') else ''}"
                            f"{kind}, got {value!r}") from None

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from protege.engine.config import TrainSettings
 from protege.errors import ProtegeError
 from protege.objectives.registry import OBJECTIVES, objective_config_class
-from protege.utils.config import Section, build_config, check_positive, option, split_options
+from protege.utils.extras import check_extra
+from protege.utils.config import Section, build_config, check_choice, check_number, check_positive, option, split_options
 
 __all__ = ["DistillConfig", "StudentSection", "CacheConfig", "OBJECTIVES", "build_distill_config"]
 
@@ -32,9 +35,15 @@ class StudentSection(Section):
     student_hidden: int | None = option(None, "random-init student: hidden size")
     student_heads: int | None = option(None, "random-init student: attention heads")
     student_ffn_size: int | None = option(None, "random-init student: FFN inner size")
+    student_lora_r: int | None = option(None, "train the student as LoRA adapters of rank R plus its head (a large student "
+                                              "cheaply), merged into a plain model at the end; needs protege[peft]", metavar="R")
+    student_lora_alpha: float | None = option(None, "LoRA scaling alpha (default 2 x --student-lora-r)")
+    student_lora_target: str | None = option(None, "layers LoRA adapts, e.g. query,value (default: peft's choice for the "
+                                                   "architecture)", names=True, metavar="NAME,...")
 
     def _check(self):
         check_positive(self, *_STUDENT_SIZE, optional=True)
+        self._check_lora()
         if self.student_layers is not None and not str(self.student_layers).strip():
             raise ProtegeError("--student-layers is empty; give layers (e.g. 0,2,4, every-other or uniform:3) or drop the flag")
         sized = any(getattr(self, n) is not None for n in _STUDENT_SIZE)
@@ -42,6 +51,21 @@ class StudentSection(Section):
                                   ("--student-num-layers/--student-hidden/...", sized)) if on]
         if len(chosen) > 1:
             raise ProtegeError(f"choose one way to build the student, not {' and '.join(chosen)}")
+
+    def _check_lora(self) -> None:
+        check_positive(self, "student_lora_r", optional=True)
+        if self.student_lora_r is None:
+            extra = [n for n in ("student_lora_alpha", "student_lora_target") if getattr(self, n) is not None]
+            if extra:
+                raise ProtegeError(f"--{extra[0].replace('_', '-')} sets up a LoRA student; add --student-lora-r R or drop it")
+            return
+        check_number(self, "student_lora_alpha", low=0, low_open=True, optional=True)
+        check_extra("peft", "peft", what="--student-lora-r (a LoRA student)")  # before torch loads
+        if self.student_lora_target is not None and not str(self.student_lora_target).strip(" ,"):
+            raise ProtegeError("--student-lora-target is empty; name layers (e.g. query,value) or drop the flag")
+        if any(getattr(self, n) is not None for n in _STUDENT_SIZE):
+            raise ProtegeError("--student-lora-r adapts pretrained weights, not a random-init student; use --student "
+                               "CHECKPOINT or --student-layers with it")
 
     @property
     def student_kind(self) -> str:
@@ -62,9 +86,14 @@ class DistillConfig(TrainSettings, StudentSection):
     builds both from one flat set of flags.
     """
 
-    teacher: str = option(None, "the teacher: a fine-tuned classifier (or, for general objectives, a masked LM, encoder, "
-                                "sentence-transformers folder or causal LM): save_pretrained folder or hub id", required=True,
-                          path=True)
+    teacher: str | tuple[str, ...] = option(
+        None, "the teacher: a fine-tuned classifier (or, for general objectives, a masked LM, encoder, sentence-transformers "
+              "folder or causal LM): save_pretrained folder or hub id. Several (task objective): their ensemble is the teacher, "
+              "and the student is built from the first one's layers", required=True, path=True, many=True, metavar="MODEL")
+    teacher_weights: str | None = option(None, "weights of the ensemble's members, one per --teacher, e.g. 2,1,1 (default: equal)",
+                                         numbers=True, metavar="W,W,...")
+    ensemble: str = option("probs", "how several --teacher combine: probs (mean of their probabilities at the KD temperature) "
+                                    "| logits (mean of their logits)")
     objective: str = option("task", "task (a classifier, labeled --train) | mlm (DistilBERT) | tinybert | embedding "
                                     "(sentence-transformers) | clm (causal LM)")
     cache_teacher: str | None = option(None, "folder of the teacher-output cache: the teacher runs once over the training data, "
@@ -77,6 +106,9 @@ class DistillConfig(TrainSettings, StudentSection):
     random_corpus: str | None = option(None, "text file whose word frequencies and sentence lengths drive --random-text", path=True)
     eval_text: str | None = option(None, "held-out text for the report (perplexity, agreement, cosine to the teacher); default: "
                                          "the last 5% of the transfer text, at most 1000 lines", path=True)
+    label_names: str | None = option(None, "class names in id order, e.g. neg,pos: the student's id2label, what pipeline() prints "
+                                           "(default: the teacher's, or a datasets ClassLabel's when the teacher only numbers "
+                                           "its classes); data labels may use them", names=True)
     losses: object = option(None, "the objective's options (a config of protege.objectives.configs)", hidden=True, object=True)
 
     def _needs_train(self) -> bool:
@@ -92,10 +124,68 @@ class DistillConfig(TrainSettings, StudentSection):
             raise ProtegeError(f"--objective {self.objective} takes {cls.__name__} options, got {type(self.losses).__name__}")
         if not self.teacher:
             raise ProtegeError("--teacher is required (a fine-tuned classifier folder or hub id)")
+        self._check_ensemble()
+        if self.student_lora_r is not None and self.objective != "task":
+            raise ProtegeError(f"--student-lora-r is for task distillation (a classifier student); drop it for --objective {self.objective}")
+        if self.student_lora_r is not None and self.fsdp:
+            raise ProtegeError("--student-lora-r trains a replicated student; drop --fsdp (LoRA keeps the optimizer state small anyway)")
         if self.cache_budget is not None and not (self.cache_budget > 0 and math.isfinite(self.cache_budget)):
             raise ProtegeError(f"--cache-budget must be > 0 GB, got {self.cache_budget}")
         self._check_text()
         super().__post_init__()
+
+    def _unused(self):
+        """How an ensemble combines is no setting of a run with one teacher."""
+        return {"ensemble", "teacher_weights"} if len(self.teachers) == 1 else set()
+
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        """Every ``--teacher`` given: one, or the members of an ensemble."""
+        return (self.teacher,) if isinstance(self.teacher, str) else tuple(self.teacher)
+
+    @property
+    def teacher_name(self) -> str:
+        """The teacher as reports name it: its folder or hub id, or ``ensemble(A, B, ...)``."""
+        return self.teacher if isinstance(self.teacher, str) else f"ensemble({', '.join(self.teacher)})"
+
+    @property
+    def ensemble_weights(self) -> tuple[float, ...] | None:
+        """``--teacher-weights`` as numbers (None: equal weights)."""
+        if self.teacher_weights is None:
+            return None
+        try:
+            return tuple(float(w) for w in str(self.teacher_weights).replace(" ", "").split(","))
+        except ValueError:
+            raise ProtegeError(f"--teacher-weights must be numbers separated by commas (e.g. 2,1), got {self.teacher_weights!r}") from None
+
+    def _check_ensemble(self) -> None:
+        """One teacher (a str from then on), or an ensemble of several for task distillation."""
+        teachers = [self.teacher] if isinstance(self.teacher, (str, os.PathLike)) else list(self.teacher)
+        if not teachers or not all(isinstance(t, (str, os.PathLike)) and os.fspath(t) for t in teachers):
+            raise ProtegeError(f"--teacher must be one or more model folders or hub ids, got {self.teacher!r}")
+        teachers = [os.fspath(t) for t in teachers]
+        object.__setattr__(self, "teacher", teachers[0] if len(teachers) == 1 else tuple(teachers))  # frozen: set once
+        check_choice(self, "ensemble", ("probs", "logits"))
+        weights = self.ensemble_weights
+        if len(teachers) == 1:
+            if weights is not None:
+                raise ProtegeError("--teacher-weights weighs the members of an ensemble; give several --teacher, or drop it")
+            return
+        if self.objective != "task":
+            raise ProtegeError(f"--objective {self.objective} learns from one --teacher; an ensemble of teachers is for "
+                               "task distillation (--objective task)")
+        seen = [str(Path(t).expanduser().resolve()) if Path(t).expanduser().exists() else t for t in teachers]
+        twice = next((t for i, t in enumerate(teachers) if seen[i] in seen[:i]), None)
+        if twice is not None:
+            raise ProtegeError(f"--teacher {twice} is given twice; give each member once (weigh it with --teacher-weights)")
+        if weights is not None and (len(weights) != len(teachers) or not all(w >= 0 and math.isfinite(w) for w in weights)
+                                    or not sum(weights) > 0):
+            raise ProtegeError(f"--teacher-weights needs {len(teachers)} finite numbers >= 0 (one per --teacher), not all 0; "
+                               f"got {self.teacher_weights}")
+        inner = [f"--alpha-{n}" for n in ("hidden", "attn", "embed") if getattr(self.losses, f"alpha_{n}", 0)]
+        if inner:
+            raise ProtegeError(f"{inner[0]} reads one teacher's internals, and an ensemble has none of its own; "
+                               "set it to 0 or give one --teacher")
 
     def _check_text(self) -> None:
         """Task distillation reads a labeled table; the general objectives read unlabeled text."""
@@ -106,8 +196,13 @@ class DistillConfig(TrainSettings, StudentSection):
             if given:
                 raise ProtegeError(f"--{given[0].replace('_', '-')} is for general distillation; pass --objective "
                                    "mlm|tinybert|embedding|clm (or drop it for task distillation with a labeled --train)")
+            from protege.data import parse_label_names
+
+            parse_label_names(self.label_names)  # the form now; the count against the teacher's classes later
             return
         flag = f"--objective {self.objective}"
+        if self.label_names is not None:
+            raise ProtegeError(f"--label-names names a classifier's classes; {flag} trains no classifier: drop it")
         if self.train:
             raise ProtegeError(f"{flag} learns from unlabeled text: pass --train-text FILE (or --random-text N) instead of --train")
         if self.eval:

@@ -82,10 +82,10 @@ def _features(lines, tokenizer, *, pack: bool, max_length: int) -> list[dict]:
     return encode_lines(lines, tokenizer, max_length=max_length)
 
 
-def distill_general(cfg) -> dict:
+def distill_general(cfg, *, callbacks=()) -> dict:
     """Run general distillation for a :class:`~protege.recipes.distill.config.DistillConfig` with ``objective != "task"``.
 
-    Returns the metrics written to ``out/metrics.json``.
+    Returns the metrics written to ``out/metrics.json``. ``callbacks``: :mod:`protege.engine.events`.
     """
     from protege.engine import plan_stage
     from protege.models.loading import quiet_transformers
@@ -95,10 +95,10 @@ def distill_general(cfg) -> dict:
     stage = plan_stage(cfg, inputs=[cfg.teacher, cfg.train_text, cfg.random_corpus, cfg.eval_text, getattr(o, "sts", None),
                                     getattr(o, "probe_train", None), getattr(o, "probe_eval", None), cfg.student])
     with stage.guard():
-        return _run(cfg, stage)
+        return _run(cfg, stage, callbacks)
 
 
-def _run(cfg, stage) -> dict:
+def _run(cfg, stage, callbacks=()) -> dict:
     from protege.recipes.distill.api import _fit_lengths
     from protege.engine import train
     from protege.utils.device import resolve_device
@@ -132,9 +132,9 @@ def _run(cfg, stage) -> dict:
     stage.begin()
     result = train(objective.student, features, settings=cfg, loss_fn=objective.loss, work_dir=stage.path,
                    pad_token_id=tokenizer.pad_token_id or 0, eval_fn=eval_fn, primary=objective.primary,
-                   extra_modules=objective.extra, device=device)
+                   extra_modules=objective.extra, device=device, write_model=objective.save, callbacks=callbacks)
     return _finish(cfg, stage, objective, result, eval_features, eval_source, eval_lines or train_lines, source, device,
-                   held_out_lines=eval_lines)
+                   held_out_lines=eval_lines, callbacks=callbacks)
 
 
 def _sdpa(model) -> None:
@@ -146,7 +146,7 @@ def _sdpa(model) -> None:
 
 
 def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lines, source, device, *,
-            held_out_lines=()) -> dict:
+            held_out_lines=(), callbacks=()) -> dict:
     """Save, score side by side, write metrics.json + model card + config, move into place (main process only)."""
     from protege.engine import finish_run
     from protege.evaluation import general_model_card, measure_pair, summary_line
@@ -181,7 +181,8 @@ def _finish(cfg, stage, objective, result, eval_features, eval_source, speed_lin
     extra = {"training": {**result.summary(), "transfer_text": source}, "loss_weights": cfg.losses.weights,
              "student": {"kind": cfg.student_kind, "description": objective.description, "layer_map": list(objective.layer_map)}}
     metrics = finish_run(stage, cfg.out, method=f"distill-{cfg.objective}", save=save, measure=measure, result=result,
-                         config=cfg.settings(), extra=extra, card=lambda m: general_model_card(m, objective))
+                         config=cfg.settings(), extra=extra, card=lambda m: general_model_card(m, objective),
+                         callbacks=callbacks, settings=(cfg,))
     line = summary_line(metrics)
     if line:
         log(line)
