@@ -135,3 +135,12 @@ def test_evaluate_takes_objects_and_the_general_options(tiny_teacher, tiny_token
     metrics = protege.evaluate(str(general_dir / "gpt2"), eval_text=[line for line in lines if line], speed=False,
                                max_length=32)
     assert metrics["eval"]["metrics"]["perplexity"] > 1
+
+
+def test_prune_takes_a_model_object_and_a_dataframe(tiny_teacher, tiny_tokenizer, tmp_path):
+    out, scratch = tmp_path / "p", _scratch()
+    protege.prune(tiny_teacher, tokenizer=tiny_tokenizer, method="magnitude", sparsity=0.5, recover="none",
+                  eval=_frame(named=True), out=str(out), **{k: v for k, v in QUIET.items() if k in ("speed", "progress")})
+    config = json.loads((out / "protege_config.json").read_text())
+    assert config["model"].startswith("<BertForSequenceClassification") and config["eval"] == "<pandas.DataFrame 48 rows>"
+    assert (out / "model.safetensors").exists() and _scratch() <= scratch

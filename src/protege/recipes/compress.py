@@ -38,6 +38,7 @@ from protege.engine.config import Optimization, TrainSettings
 from protege.errors import ProtegeError
 from protege.utils.config import check_number, check_positive, option
 
+from protege.recipes.common import takes_objects
 from protege.recipes.compress_pick import candidate_points, format_candidates, pareto, pick_winner  # noqa: F401
 
 __all__ = ["CompressConfig", "compress", "default_grid", "pick_winner", "format_candidates"]
@@ -151,6 +152,7 @@ def _check_candidates(cands: list[dict], layers: int) -> list[dict]:
 
 # --- the pipeline -------------------------------------------------------------------------------
 
+@takes_objects
 def compress(config: CompressConfig | None = None, **kwargs) -> dict:
     """Compress ``teacher`` into ``out`` under one budget; returns the metrics (``metrics["compress"]``).
 

@@ -22,6 +22,8 @@ from protege.engine.config import Checks, Optimization, Output, Speed, TrainData
 from protege.pruning.config import METHODS, MasksConfig, StructuredConfig
 from protege.utils.config import option
 
+from protege.recipes.common import takes_objects
+
 __all__ = ["PruneConfig", "PruneRun", "RECOVERY", "prune", "split_options"]
 
 RECOVERY = ("none", "finetune", "distill")
@@ -195,6 +197,7 @@ class PruneRun:
         return loss_fn
 
 
+@takes_objects
 def prune(model: str | None = None, *, config: PruneConfig | None = None, method_config=None, callbacks=(),
           **options) -> dict:
     """Prune the classifier ``model`` (a folder or hub id) into ``out``; returns the metrics written to ``out/metrics.json``.
