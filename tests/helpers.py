@@ -117,3 +117,26 @@ def make_flipped_student(folder, teacher_dir, data):
     student.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def encoded_sentences(tokenizer, n, *, seed=3, max_length=32):
+    """``n`` labelled sentences of :func:`make_sentences`, tokenised as the trainer takes them."""
+    from protege.data import Examples
+    from protege.data.batching import encode
+
+    rows = make_sentences(n, seed=seed)
+    ex = Examples([s for s, _ in rows], None, [y for _, y in rows], "mem", "sentence", None, "label")
+    return encode(ex, tokenizer, max_length=max_length)
+
+
+def interrupt_on_call(real, n):
+    """``real`` wrapped to raise KeyboardInterrupt (a Ctrl-C) on its ``n``-th call."""
+    calls = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return wrapped

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from protege.cli.main import main
 
-from helpers import NEUTRAL, POSITIVE
+from helpers import NEUTRAL, POSITIVE, interrupt_on_call
 
 ARGS = ["--no-progress", "--no-speed", "--max-length", "32", "--batch-size", "8", "--max-steps", "8",
         "--checkpoint-every", "3", "--lr", "1e-3", "--seed", "3"]
@@ -22,15 +22,7 @@ def test_interrupted_distill_resumes_to_the_same_weights(tiny_teacher_dir, tiny_
     assert main(base + ["--out", str(tmp_path / "straight")]) == 0
 
     real = objectives.distillation_losses
-    calls = {"n": 0}
-
-    def interrupting(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(objectives, "distillation_losses", interrupting)
+    monkeypatch.setattr(objectives, "distillation_losses", interrupt_on_call(real, 5))
     out = tmp_path / "resumed"
     assert main(base + ["--out", str(out)]) == 130
     assert "--resume" in capsys.readouterr().err

@@ -28,6 +28,7 @@ EXPORT_CASES = {
     "min agreement above 1": (["{teacher}", "--min-agreement", "1.01"], "--min-agreement"),
     "min agreement 0": (["{teacher}", "--min-agreement", "0"], "--min-agreement"),
     "static int8 without calibration": (["{teacher}", "--variants", "onnx-int8-static"], "--calibration"),
+    "mixed int8 without calibration": (["{teacher}", "--variants", "onnx-fp32,onnx-int8-mixed"], "--calibration"),
     "unknown variant": (["{teacher}", "--variants", "tensorrt-fp8"], "--variants"),
     "resume": (["{teacher}", "--resume"], "--resume"),
     "old opset": (["{teacher}", "--opset", "11"], "--opset"),

@@ -9,18 +9,15 @@ import torch
 from safetensors.torch import load_file
 
 from protege.cli.main import main
-from protege.data import Examples
 from protege.data.batching import collate, encode
 from protege.objectives.cache import CacheSpec, estimate_bytes, fingerprint, open_or_build_cache
 from protege.errors import ProtegeError
 
-from helpers import make_sentences
+from helpers import encoded_sentences
 
 
 def _features(tokenizer, n=40, seed=5, max_length=32):
-    rows = make_sentences(n, seed=seed)
-    ex = Examples([s for s, _ in rows], None, [y for _, y in rows], "mem", "sentence", None, "label")
-    return encode(ex, tokenizer, max_length=max_length)
+    return encoded_sentences(tokenizer, n, seed=seed, max_length=max_length)
 
 
 def test_cached_outputs_equal_the_teachers(tiny_teacher, tiny_tokenizer, tmp_path):

@@ -7,8 +7,6 @@ import torch
 
 import protege.engine.cadence as cadence
 from protege.cli.main import main
-from protege.data import Examples
-from protege.data.batching import encode
 from protege.engine.cadence import Cadence
 from protege.engine.checkpoints import latest_step
 from protege.engine.config import TrainSettings
@@ -16,7 +14,7 @@ from protege.engine.staging import has_checkpoint
 from protege.engine.trainer import train
 from protege.errors import ProtegeError
 
-from helpers import make_sentences
+from helpers import encoded_sentences, interrupt_on_call
 
 
 class Clock:
@@ -37,9 +35,7 @@ def clock(monkeypatch):
 
 
 def _features(tokenizer, n=64):
-    rows = make_sentences(n, seed=3)
-    ex = Examples([s for s, _ in rows], None, [y for _, y in rows], "mem", "sentence", None, "label")
-    return encode(ex, tokenizer, max_length=32)
+    return encoded_sentences(tokenizer, n)
 
 
 def _settings(**kw):
@@ -137,15 +133,7 @@ def test_ctrl_c_before_any_checkpoint_says_what_is_lost_and_not_resume(tiny_teac
                                                                        monkeypatch, capsys):
     import protege.objectives.task as task
 
-    real, calls = task.distillation_losses, {"n": 0}
-
-    def ctrl_c_in_step_3(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(task, "distillation_losses", ctrl_c_in_step_3)
+    monkeypatch.setattr(task, "distillation_losses", interrupt_on_call(task.distillation_losses, 3))
     out = tmp_path / "s"
     assert main(["distill", "--teacher", str(tiny_teacher_dir), "--train", str(tiny_data_dir / "train.tsv"),
                  "--student-layers", "0,2", "--out", str(out), "--no-progress", "--no-speed", "--max-length", "32",

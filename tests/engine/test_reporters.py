@@ -8,21 +8,17 @@ import sys
 
 import pytest
 
-from protege.data import Examples
-from protege.data.batching import encode
 from protege.engine.config import TrainSettings
 from protege.engine.events import Callback, as_callbacks
 from protege.engine.reporters import REPORTERS, check_reporters, open_reporters, report_targets, run_name
 from protege.engine.trainer import train
 from protege.errors import ProtegeError
 
-from helpers import make_sentences
+from helpers import encoded_sentences
 
 
 def _features(tokenizer, n=32):
-    rows = make_sentences(n, seed=3)
-    ex = Examples([s for s, _ in rows], None, [y for _, y in rows], "mem", "sentence", None, "label")
-    return encode(ex, tokenizer, max_length=32)
+    return encoded_sentences(tokenizer, n)
 
 
 def _settings(**kw):

@@ -9,15 +9,13 @@ import math
 import pytest
 import torch
 
-from protege.data import Examples
-from protege.data.batching import encode
 from protege.engine.config import TrainSettings
 from protege.engine.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
 from protege.engine.trainer import train
 from protege.errors import ProtegeError
 from protege.utils.config import build_config
 
-from helpers import make_sentences
+from helpers import encoded_sentences
 
 PEAK = 1e-3
 
@@ -50,9 +48,7 @@ def test_schedule_object_follows_its_curve(name):
 
 
 def _features(tokenizer, n=48):
-    rows = make_sentences(n, seed=3)
-    return encode(Examples([s for s, _ in rows], None, [y for _, y in rows], "mem", "sentence", None, "label"), tokenizer,
-                  max_length=32)
+    return encoded_sentences(tokenizer, n)
 
 
 def _settings(**kw):

@@ -5,19 +5,15 @@ import json
 import pytest
 import torch
 
-from protege.data import Examples
-from protege.data.batching import encode
 from protege.engine.config import TrainSettings
 from protege.engine.staging import has_checkpoint
 from protege.engine.trainer import train
 
-from helpers import make_sentences
+from helpers import encoded_sentences
 
 
 def _features(tokenizer, n=64):
-    rows = make_sentences(n, seed=3)
-    ex = Examples([s for s, _ in rows], None, [y for _, y in rows], "mem", "sentence", None, "label")
-    return encode(ex, tokenizer, max_length=32)
+    return encoded_sentences(tokenizer, n)
 
 
 def _settings(**kw):
