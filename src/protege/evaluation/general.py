@@ -75,6 +75,12 @@ def measure_pair(*, kind: str, student, teacher, tokenizer, student_name: str, t
         texts = list(speed_texts or []) or ["a short example sentence ."]
         models = {role: (m.to("cpu"), tokenizer) for role, m in (("student", student), ("teacher", teacher)) if m is not None}
         timings = compare_speed(models, texts, max_length=max_length, max_seconds=speed_seconds)
+        if kind == "clm":  # what a decoder's user waits for: tokens out at batch 1, and prefill
+            from protege.evaluation.generation import compare_generation
+
+            generation = compare_generation(models, texts, prefill_length=min(max_length, 128))
+            for role in models:
+                timings[role].update({k: v for k, v in generation[role].items() if k not in timings[role]})
         for role in models:
             parts[role]["speed"] = timings[role]
     result = {**parts["student"], "objective": kind}
@@ -98,6 +104,10 @@ def _ratios(parts, speedup_and_ratios) -> dict:
             ratios["retention"] = s / t
             ratios["retention_metric"] = key
             break
+    for name, key in (("generate_speedup", "generate_tokens_per_s"), ("prefill_ratio", "prefill_tokens_per_s")):
+        s, t = flat["student"].get(key), flat["teacher"].get(key)
+        if isinstance(s, float) and isinstance(t, float) and t > 0:
+            ratios[name] = s / t
     s, t = flat["student"].get("perplexity"), flat["teacher"].get("perplexity")
     if isinstance(s, float) and isinstance(t, float) and t > 0:
         ratios["perplexity_ratio"] = s / t

@@ -48,6 +48,8 @@ def _rows(objective: str | None):
         ("latency_ms_p50", "latency p50 (ms)", "num", "faster"),
         ("latency_ms_p95", "latency p95 (ms)", "num", "faster"),
         ("throughput_per_s", "throughput (ex/s)", "num", "throughput"),
+        ("generate_tokens_per_s", "generation (tokens/s, batch 1)", "num", "throughput"),
+        ("prefill_tokens_per_s", "prefill (tokens/s)", "num", "throughput"),
     ]
 
 

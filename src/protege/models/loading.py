@@ -8,6 +8,7 @@ from pathlib import Path
 
 from protege.errors import ProtegeError
 from protege.models.checks import check_tokenizer, check_weight_files, weights_error
+from protege.models.gguf import gguf_folder, is_gguf
 from protege.utils.handles import ModelObject, lookup, scratch_folder
 
 __all__ = ["from_pretrained", "model_folder", "looks_local", "load_lm_tokenizer", "load_config", "load_classifier", "load_tokenizer", "load_backbone_as_classifier", "problem_type_of", "quiet_transformers"]
@@ -25,7 +26,8 @@ def quiet_transformers() -> None:
 
 
 def model_folder(name) -> str:
-    """Where to load ``name`` from: ``name`` itself, or for the handle of a model object given to the
+    """Where to load ``name`` from: ``name`` itself; for a ``.gguf`` file, its dequantized folder
+    (:func:`protege.models.gguf.gguf_folder`); or for the handle of a model object given to the
     Python API (:mod:`protege.utils.handles`) a scratch folder it is saved to once, with its tokenizer.
 
     Loading from a folder keeps every loader one code path and leaves the caller's object untouched
@@ -33,6 +35,8 @@ def model_folder(name) -> str:
     """
     held = lookup(name)
     if held is None:
+        if is_gguf(name):  # llama.cpp checkpoints: dequantized once into a cached plain folder
+            return _gguf_folder(str(name))
         return name
     if not isinstance(held, ModelObject):
         raise ProtegeError(f"{name} is data, not a model; pass a model folder, a hub id or a model object")
@@ -46,6 +50,24 @@ def model_folder(name) -> str:
             folder.mkdir()
             raise
     return str(folder)
+
+
+_CONVERTED: dict[tuple, str] = {}
+
+
+def _gguf_folder(name: str) -> str:
+    path = Path(name).expanduser()
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is None or key not in _CONVERTED:
+        folder = str(gguf_folder(path))
+        if key is None:
+            return folder
+        _CONVERTED[key] = folder
+    return _CONVERTED[key]
 
 
 def _looks_local(name: str) -> bool:
