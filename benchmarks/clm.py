@@ -186,12 +186,13 @@ def _prune_ffn(source: Path, target: Path, train: Path, tok, args) -> None:
     """Minitron width pruning of ``source``'s FFN to ``args.ffn`` neurons (activation importance), saved to ``target``."""
     from transformers import AutoModelForCausalLM
 
-    from protege.pruning.decoder import DecoderPruneConfig, decoder_importance, prune_decoder_
+    from protege.pruning.decoder import DecoderPruneConfig, calibration_batches, decoder_importance, prune_decoder_
 
     model = AutoModelForCausalLM.from_pretrained(source).eval()
-    calibration = _calibration(tok, train, args.calibration, args.max_length)
-    importance = decoder_importance(model, [calibration])
-    prune_decoder_(model, DecoderPruneConfig(ffn_size=args.ffn), importance)
+    lines = train.read_text(encoding="utf-8").splitlines()[:2000]
+    batches = calibration_batches(tok, lines, max_length=args.max_length, num_sequences=32, batch_size=8)
+    importance = decoder_importance(model, batches, layers=None, heads=False, ffn=True)
+    prune_decoder_(model, DecoderPruneConfig(keep_ffn=args.ffn), importance)
     model.save_pretrained(target)
     tok.save_pretrained(target)
 

@@ -61,6 +61,9 @@ def main() -> None:
     p.add_argument("--members", type=int, default=3)
     p.add_argument("--diversity", choices=("seeds", "halves"), default="seeds")
     p.add_argument("--ensemble", choices=("probs", "logits"), default="probs")
+    p.add_argument("--transfer-examples", type=int, default=None,
+                   help="rows of SST-2 train the students distil on (default: the teachers' --max-train-examples)")
+    p.add_argument("--alpha-ce", type=float, default=1.0, help="students' weight on the gold labels (0: soft targets only)")
     args = p.parse_args()
     quiet_transformers()
     out = Path(args.out)
@@ -90,10 +93,13 @@ def main() -> None:
         teachers[f"teacher-{k}"] = run(f"teacher-{k}", protege.finetune, model=str(minilm_dir()), seed=k, **data)
     ranked = sorted(teachers, key=lambda name: -_accuracy(teachers[name]))
     best = ranked[0]
-    distill = dict(train=str(train), max_train_examples=args.max_train_examples, student_layers="0,2,4", alpha_kd=1.0,
-                   alpha_ce=1.0, temperature=2.0)
-    single = run("student-single", protege.distill, teacher=str(out / best), **distill)
-    ensemble = run("student-ensemble", protege.distill, teacher=[str(out / name) for name in ranked], ensemble=args.ensemble,
+    transfer = args.transfer_examples or args.max_train_examples
+    distill = dict(train=str(train), max_train_examples=transfer, student_layers="0,2,4", alpha_kd=1.0,
+                   alpha_ce=args.alpha_ce, temperature=2.0)
+    # the default setting keeps the plain run names; other transfer sets or label weights get their own folders
+    tag = "" if (transfer, args.alpha_ce) == (args.max_train_examples, 1.0) else f"-{transfer}-ce{args.alpha_ce:g}"
+    single = run(f"student-single{tag}", protege.distill, teacher=str(out / best), **distill)
+    ensemble = run(f"student-ensemble{tag}", protege.distill, teacher=[str(out / name) for name in ranked], ensemble=args.ensemble,
                    **distill)
 
     rows = {name: {"layers": 6, "accuracy": _accuracy(m)} for name, m in teachers.items()}
@@ -105,7 +111,7 @@ def main() -> None:
         Path(member["model"]).name: member["agreement"]["agreement"] for member in ensemble["ensemble"]["members"]}
     target = rows["student-ensemble"]["accuracy"] >= rows[best]["accuracy"]
     summary = {"args": vars(args), "best_teacher": best, "results": rows, "target_met": target, "train_seconds": timing}
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / f"results{tag}.json").write_text(json.dumps(summary, indent=2))
     print(f"{'run':<18} {'layers':>6} {'acc':>7} {'agree':>7} {'kl':>7}")
     for name, r in rows.items():
         agree = f"{r['agreement']:7.4f} {r['kl']:7.4f}" if "agreement" in r else f"{'':>7} {'':>7}"

@@ -120,6 +120,8 @@ def _error(capsys):
     (["--objective", "mlm", "--teacher", "{bert-mlm}", "--train-text", "{missing.txt}"], "no such file"),
     (["--objective", "mlm", "--teacher", "{bert-mlm}", "--train-text", "{empty.txt}"], "no text"),
     (["--objective", "mlm", "--teacher", "{bert-mlm}", "--train-text", None], "needs its transfer text"),
+    (["--objective", "clm", "--teacher", "{gpt2}", "--train-text", "{short.txt}"], "too short"),
+    (["--objective", "clm", "--teacher", "{gpt2}", "--eval-text", "{short.txt}"], "too short"),
     (["--objective", "mlm", "--teacher", "{bert-mlm}", "--random-text", "10", "--train-text", "{corpus.txt}"], "either --train-text"),
     (["--objective", "mlm", "--teacher", "{bert-mlm}", "--max-length", "128"], "exceeds the teacher's 64 positions"),
     (["--objective", "mlm", "--teacher", "{roberta-mlm}", "--max-length", "72"], "exceeds the teacher's 71 positions"),
@@ -141,7 +143,9 @@ def _error(capsys):
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(general_dir, tmp_path, capsys, args, needle):
     (tmp_path / "empty.txt").write_text("\n\n")
-    resolve = {"{missing.txt}": str(tmp_path / "missing.txt"), "{empty.txt}": str(tmp_path / "empty.txt")}
+    (tmp_path / "short.txt").write_text("the cat\n")  # two tokens: not one packed sequence of --max-length 32
+    resolve = {"{missing.txt}": str(tmp_path / "missing.txt"), "{empty.txt}": str(tmp_path / "empty.txt"),
+               "{short.txt}": str(tmp_path / "short.txt")}
     argv = [resolve.get(a, str(general_dir / a[1:-1]) if isinstance(a, str) and a.startswith("{") else a) for a in args]
     if "--train-text" not in args and "--random-text" not in args and "--train" not in args:
         argv += ["--train-text", str(general_dir / "corpus.txt")]

@@ -19,7 +19,7 @@ VERBS = {
     "distill": ("protege.cli.train_verbs", "add_distill", "run_distill", "distil a classifier into a smaller student"),
     "cache-teacher": ("protege.cli.train_verbs", "add_cache", "run_cache", "run the teacher once over a dataset and cache its outputs for distill"),
     "evaluate": ("protege.cli.evaluate", "add_evaluate", "run_evaluate", "quality, agreement, size and speed of a model, vs its teacher"),
-    "prune": ("protege.cli.prune", "add_prune", "run_prune", "prune a classifier: magnitude, lottery tickets (imp), gradual, structured (heads, FFN, layers)"),
+    "prune": ("protege.cli.prune", "add_prune", "run_prune", "prune a classifier: magnitude, lottery tickets (imp), gradual, structured (heads, FFN, layers); a causal LM: structured"),
     "export": ("protege.cli.export", "add_export", "run_export", "export a classifier to ONNX / int8 variants, each verified against it and timed"),
     "compress": ("protege.cli.export", "add_compress", "run_compress", "teacher to shipped model: distil, prune, export, quantize, verify; pick by a budget"),
     "report": ("protege.cli.report", "add_report", "run_report", "compare runs against their teachers: table, plots, an HTML page"),

@@ -1,4 +1,7 @@
-"""``protege prune MODEL --method magnitude|imp|gradual|structured|masks ... --out DIR``: a thin wrapper over :func:`protege.prune`."""
+"""``protege prune MODEL --method magnitude|imp|gradual|structured|masks ... --out DIR``: a thin wrapper over :func:`protege.prune`.
+
+A causal-LM MODEL takes ``--method structured`` with ``--train-text`` (:mod:`protege.recipes.prune_decoder`).
+"""
 
 from __future__ import annotations
 
@@ -24,12 +27,13 @@ def run_prune(args: argparse.Namespace) -> int:
     from protege.recipes.prune import split_options
 
     cfg, method_cfg = split_options(options_from_args(args, [PruneConfig, *METHODS.values()]))  # before torch loads
+    from protege.evaluation import format_general_report
     from protege.evaluation.report import format_report
     from protege.pruning.report import format_pruning
     from protege.recipes.prune import prune
 
     metrics = prune(config=cfg, method_config=method_cfg)
-    print(format_report(metrics))
+    print(format_general_report(metrics) if metrics.get("objective") == "clm" else format_report(metrics))  # a causal LM
     print(format_pruning(metrics))
     print(f"saved to {metrics['model']}")
     from protege.cli.verdict import degenerate_status

@@ -6,6 +6,7 @@ Importing this package is cheap: pandas, datasets and torch load only when a fun
 from protege.data.assets import minilm_dir, rotten_tomatoes
 from protege.data.batching import batch_indices, collate, encode, iterate_batches
 from protege.data.loading import load_run_data
+from protege.data.mpnet import mpnet_dir
 from protege.data.names import generic_names, name_classes, parse_label_names
 from protege.data.objects import describe_table
 from protege.data.tables import (
@@ -38,5 +39,6 @@ __all__ = [
     "collate",
     "iterate_batches",
     "minilm_dir",
+    "mpnet_dir",
     "rotten_tomatoes",
 ]

@@ -216,6 +216,8 @@ def _table(rows, primary):
         ("latency_ms_p50", "latency p50 (ms)", fmt_num, "faster"),
         ("latency_ms_p95", "latency p95 (ms)", fmt_num, "faster"),
         ("throughput_per_s", "throughput (ex/s)", fmt_num, "throughput"),
+        ("generate_tokens_per_s", "generation (tokens/s, batch 1)", fmt_num, "throughput"),
+        ("prefill_tokens_per_s", "prefill (tokens/s)", fmt_num, "throughput"),
     ]
     header = ["metric"] + names
     if pair:

@@ -78,6 +78,8 @@ def gguf_folder(path, *, cache_dir=None) -> Path:
                 return folder
         except ValueError:
             pass
+    _check_architecture(src)
+    created = [p for p in (root.parent, root) if not p.exists()]  # removed again if the conversion fails
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -93,8 +95,25 @@ def gguf_folder(path, *, cache_dir=None) -> Path:
         os.replace(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        _remove_if_empty(root)
+        for made in reversed(created):
+            _remove_if_empty(made)
     return folder
+
+
+def _check_architecture(src: Path) -> None:
+    """Refuse, before any work, a GGUF whose architecture transformers has no dequantizer for."""
+    from gguf import GGUFReader
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    try:
+        field = GGUFReader(str(src)).fields["general.architecture"]
+        arch = bytes(field.parts[field.data[0]]).decode("utf-8")
+    except (KeyError, IndexError, ValueError, OSError) as err:
+        raise ProtegeError(f"could not read the architecture of the GGUF file {src} ({type(err).__name__}); re-download it") from None
+    if arch not in GGUF_SUPPORTED_ARCHITECTURES:
+        raise ProtegeError(f"transformers cannot dequantize {src.name}: its architecture '{arch}' is not one it reads from GGUF "
+                           f"({', '.join(a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ('general', 'tokenizer'))}); "
+                           "pass a save_pretrained folder instead")
 
 
 def _remove_if_empty(root: Path) -> None:

@@ -119,13 +119,27 @@ class GradualConfig(PruneTarget):
 
 @dataclass(frozen=True, kw_only=True)
 class StructuredConfig:
-    """``--method structured``: remove whole attention heads, FFN neurons and layers (weights are sliced)."""
+    """``--method structured``: remove whole attention heads, FFN neurons and layers (weights are sliced).
 
-    keep_heads: int | None = option(None, "attention heads kept in every layer (saved models then need protege.pruning.load_pruned)")
+    Causal LMs (Llama-family with GQA, GPT-2) are pruned the Minitron way
+    (:mod:`protege.pruning.decoder`): importance measured on ``--train-text``, heads removed in
+    whole KV groups, and the result is a stock ``AutoModelForCausalLM`` folder.
+    """
+
+    keep_heads: int | None = option(None, "attention heads kept in every layer (classifiers: saved models then need "
+                                          "protege.pruning.load_pruned; causal LMs: query heads, a multiple of the KV group "
+                                          "size, removed in whole KV groups, stock loading)")
     keep_ffn: int | None = option(None, "FFN neurons kept in every layer (intermediate_size; loads with stock from_pretrained)")
-    keep_layers: str | None = option(None, "layers kept: 0,2,4 | every-other | uniform:K | first:K (loads with stock from_pretrained)", list=True)
-    importance: str = option("gradient", "how heads and neurons are ranked: gradient (Michel et al. 2019) or magnitude")
-    importance_examples: int = option(256, "examples used to estimate gradient importance (from --train, else --eval)")
+    keep_layers: str | None = option(None, "layers kept: 0,2,4 | every-other | uniform:K | first:K (loads with stock "
+                                           "from_pretrained); causal LMs also K: the K most important layers", list=True)
+    importance: str = option("gradient", "how heads and neurons are ranked: gradient (Michel et al. 2019) or magnitude; "
+                                         "causal LMs: measured (activations, layer removal; the default for them)")
+    importance_examples: int = option(256, "examples used to estimate gradient importance (from --train, else --eval); "
+                                           "causal LMs: packed --max-length calibration sequences from --train-text")
+    layer_importance: str = option("kl", "causal LMs, --keep-layers K: kl (output change when the layer is skipped) or bi "
+                                         "(block influence, ShortGPT)")
+    contiguous_layers: bool = option(False, "causal LMs, --keep-layers K: drop one contiguous run of layers (lowest summed "
+                                            "importance) instead of the least important ones anywhere")
 
     def __post_init__(self):
         if self.keep_heads is None and self.keep_ffn is None and self.keep_layers is None:
@@ -133,10 +147,17 @@ class StructuredConfig:
         _count("keep_heads", self.keep_heads)
         _count("keep_ffn", self.keep_ffn)
         _count("importance_examples", self.importance_examples, optional=False)
-        if self.importance not in ("gradient", "magnitude"):
-            raise ProtegeError(f"--importance must be gradient or magnitude, got {self.importance!r}")
+        if self.importance not in ("gradient", "magnitude", "measured"):
+            raise ProtegeError(f"--importance must be gradient, magnitude or measured, got {self.importance!r}")
+        if self.layer_importance not in ("kl", "bi"):
+            raise ProtegeError(f"--layer-importance must be kl or bi, got {self.layer_importance!r}")
         if self.keep_layers is not None and not str(self.keep_layers).strip():
             raise ProtegeError("--keep-layers is empty; use e.g. 0,2,4, every-other, uniform:3 or first:3")
+
+    def _unused(self):
+        """The layer-ranking knobs act only when a causal LM keeps a count of layers by measured importance."""
+        counted = self.keep_layers is not None and str(self.keep_layers).strip().isdigit()
+        return set() if counted and self.importance == "measured" else {"layer_importance", "contiguous_layers"}
 
 
 @dataclass(frozen=True, kw_only=True)

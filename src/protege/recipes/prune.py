@@ -40,17 +40,22 @@ class PruneConfig(TrainData, Optimization, Speed, Output, Checks):
     the rounds of ``--method imp`` and the schedule of ``--method gradual``.
     """
 
-    model: str = option(None, "the dense classifier to prune: save_pretrained folder or hub id", required=True, positional=True,
-                        path=True)
+    model: str = option(None, "the dense classifier (or causal LM, --method structured) to prune: save_pretrained folder or "
+                              "hub id", required=True, positional=True, path=True)
     method: str = option("magnitude", "magnitude | imp | gradual | structured | masks")
     train: str | None = option(None, "training data for recovery, IMP rounds and gradual pruning (TSV/CSV/JSONL/Parquet or hub name)",
                                path=True)
+    train_text: str | None = option(None, "causal LMs: unlabeled text (a .txt file, one document a line, a table or a "
+                                          "datasets name) for measured importance and recovery; packed into --max-length "
+                                          "sequences", path=True)
+    eval_text: str | None = option(None, "causal LMs: held-out text for the report (perplexity, agreement with the dense "
+                                         "model)", path=True)
     recover: str | None = option(None, "train after pruning: none | finetune (gold labels) | distill (from the dense model); "
                                    "default none, finetune for imp, distill for gradual")
     alpha_kd: float = option(1.0, "recovery by distillation: weight of the soft-target loss")
     alpha_ce: float = option(0.0, "recovery by distillation: weight of the hard-label loss")
     alpha_hidden: float = option(0.0, "recovery by distillation: weight of the hidden-state MSE to the dense model")
-    temperature: float = option(2.0, "recovery by distillation: softmax temperature")
+    temperature: float = option(2.0, "recovery by distillation: softmax temperature (causal LMs: 1 unless given)")
 
     def __post_init__(self):
         if not self.model:
@@ -70,7 +75,7 @@ class PruneConfig(TrainData, Optimization, Speed, Output, Checks):
                                "best evaluated weights at the end")
         if self.out is None:
             raise ProtegeError("--out is required")
-        if self.needs_training and not self.train:
+        if self.needs_training and not (self.train or self.train_text):
             why = {"imp": "to train between rounds", "gradual": "to distil while pruning"}.get(self.method, f"for --recover {self.recovery}")
             raise ProtegeError(f"--method {self.method} needs --train {why}; pass --train FILE")
         if self.method == "imp" and not self.eval:
@@ -208,7 +213,8 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
     ``config`` and ``method_config`` objects. The report compares the pruned model with the
     dense one: quality, agreement, parameters, CPU latency, plus ``metrics["pruning"]``.
     ``callbacks`` see every training run's events (steps restart at 1 in each lottery round) and
-    ``on_save`` (:mod:`protege.engine.events`).
+    ``on_save`` (:mod:`protege.engine.events`). A causal LM ``model`` goes to
+    :func:`protege.recipes.prune_decoder.prune_decoder` (``--method structured``, ``train_text``).
     """
     from protege.engine import plan_stage
     from protege.engine.events import as_callbacks
@@ -228,6 +234,10 @@ def prune(model: str | None = None, *, config: PruneConfig | None = None, method
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # masks, rounds and the output have no main-process guards
         raise ProtegeError("prune runs in one process; start it without torchrun/accelerate launch")
     quiet_transformers()
+    from protege.recipes.prune_decoder import prune_decoder, routes_to_decoder
+
+    if routes_to_decoder(cfg, mcfg):  # a causal LM: Minitron-style structured pruning
+        return prune_decoder(cfg, mcfg, callbacks=callbacks)
     stage = plan_stage(cfg, inputs=[cfg.model, cfg.train, cfg.eval, getattr(mcfg, "masks", None)])
     with stage.guard():
         run = _prepare(cfg, mcfg)
