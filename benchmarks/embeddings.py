@@ -100,6 +100,8 @@ def main() -> None:
                    help="only the wiki run, with --objective embedding's own defaults: no layer or lr flags")
     p.add_argument("--train-threads", type=int, default=None,
                    help="torch threads while training and scoring (e.g. 1 on a shared machine); speed is timed with the default")
+    p.add_argument("--retime", action="store_true",
+                   help="only time teacher and OUT/wiki again (interleaved; run on an idle machine) and update OUT/results.json")
     p.add_argument("--skip-random", action="store_true", help="only the wiki run (and init-only): no random word sequences")
     p.add_argument("--max-train-examples", type=int, default=None, help="smoke runs: the first N wiki lines (5%% held out)")
     p.add_argument("--max-steps", type=int, default=None, help="smoke runs: stop each distillation after N optimizer steps")
@@ -107,6 +109,8 @@ def main() -> None:
                    help="smoke runs: score on the first N rows of STS-B dev and SST-2 dev only")
     args = p.parse_args()
     fetcher, default_layers, default_lr, rho_target, speed_target = TEACHERS[args.teacher]
+    if args.retime:
+        return _retime(Path(args.out), fetcher, args.max_length)
     args.layers = args.layers or default_layers
     args.lr = args.lr or default_lr
     import torch
@@ -174,6 +178,29 @@ def main() -> None:
     ok = wiki_run["sts_retention"] >= rho_target and (speed_target is None or wiki_run["speedup_batch1"] >= speed_target)
     at = f" at >= {speed_target}x its batch-1 speed (got {wiki_run['speedup_batch1']:.2f}x)" if speed_target else ""
     print(f"target (wiki student STS-B Spearman >= {rho_target:.0%} of the teacher's{at}): {'met' if ok else 'NOT met'}")
+
+
+def _retime(out: Path, fetcher: str, max_length: int) -> None:
+    """Time the teacher and the finished wiki student again, and update the speed columns of OUT/results.json."""
+    import protege.data
+    from protege.evaluation.embeddings import load_eval_data
+
+    saved = json.loads((out / "results.json").read_text())
+    data = load_eval_data(sts=str(DATA / "glue" / "stsb" / "dev.tsv"))
+    speed = _speed(str(getattr(protege.data, fetcher)()), str(out / "wiki"), data, max_length)
+    results = saved["results"]
+    results["teacher"]["latency_ms_p50"] = speed["teacher"]["latency_ms_p50"]
+    for name, r in results.items():
+        if name not in ("teacher", "init-only", "speed") and "latency_ms_p50" in r:
+            r["latency_ms_p50"] = speed["student"]["latency_ms_p50"]
+            r["speedup_batch1"] = speed["teacher"]["latency_ms_p50"] / speed["student"]["latency_ms_p50"]
+    results["speed"] = speed
+    saved["retimed"] = True
+    (out / "results.json").write_text(json.dumps(saved, indent=2))
+    t, s = speed["teacher"], speed["student"]
+    print(f"teacher p50 {t['latency_ms_p50']:.2f} ms (cv {t['latency_cv']}), student p50 {s['latency_ms_p50']:.2f} ms "
+          f"(cv {s['latency_cv']}): {t['latency_ms_p50'] / s['latency_ms_p50']:.2f}x; throughput "
+          f"{s['throughput_per_s'] / t['throughput_per_s']:.2f}x")
 
 
 if __name__ == "__main__":
