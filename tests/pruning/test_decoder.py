@@ -266,10 +266,13 @@ def test_named_layers_need_no_text(lm_dir, tmp_path):
     (["--keep-ffn", "32", "--train-text", "TEXT", "--importance", "magnitude"], "--importance measured"),
     (["--keep-ffn", "32", "--train", "TEXT"], "--train-text"),
     (["--keep-ffn", "32", "--train-text", "TEXT", "--recover", "distill", "--alpha-hidden", "1"], "--alpha-hidden"),
+    (["--keep-ffn", "32", "--train-text", "SHORT"], "too short"),
+    (["--keep-ffn", "32", "--train-text", "TEXT", "--eval-text", "SHORT"], "too short"),
 ])
 def test_bad_decoder_input_fails_before_writing(args, needle, lm_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    args = [str(lm_dir / "train.txt") if a == "TEXT" else a for a in args]
+    (lm_dir / "short.txt").write_text("the cat\n")  # two tokens: not one packed sequence
+    args = [{"TEXT": str(lm_dir / "train.txt"), "SHORT": str(lm_dir / "short.txt")}.get(a, a) for a in args]
     assert main(["prune", str(lm_dir / "lm"), "--method", "structured", *args, "--out", str(out), "--no-progress"]) == 2
     err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("[protege]")]
     assert len(err) == 1 and needle in err[0], err

@@ -14,7 +14,6 @@ import importlib
 import importlib.util
 import io
 import json
-import os
 import random
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from protege.utils.io import write_atomic
+from protege.utils.io import cache_root, write_atomic
 from protege.errors import ProtegeError
 
 __all__ = ["minilm_dir", "rotten_tomatoes", "MINILM_PACKAGE", "VADER_PACKAGE", "ROTTEN_TOMATOES_ROWS"]
@@ -120,9 +119,7 @@ def _check_minilm(model: Path) -> None:
 
 
 def _default_cache() -> Path:
-    root = os.environ.get("PROTEGE_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "protege"
-    return base / "rotten_tomatoes"
+    return cache_root() / "rotten_tomatoes"
 
 
 def rotten_tomatoes(cache_dir: str | Path | None = None) -> dict[str, Path]:

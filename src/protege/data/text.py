@@ -20,7 +20,7 @@ from protege.data.tables import SUPPORTED_EXTENSIONS, TEXT_COLUMNS, _looks_like_
 from protege.errors import ProtegeError
 from protege.utils.handles import lookup
 
-__all__ = ["read_lines", "tokenize_lines", "pack_sequences", "encode_lines", "token_counts"]
+__all__ = ["read_lines", "tokenize_lines", "pack_sequences", "require_one_sequence", "encode_lines", "token_counts"]
 
 _CHUNK = 4096  # lines per tokenizer call
 
@@ -144,6 +144,14 @@ def pack_sequences(token_lists: list[list[int]], tokenizer, *, max_length: int) 
         ids = prefix + chunk + suffix if encoder else chunk
         features.append({"input_ids": ids, "attention_mask": [1] * len(ids)})
     return features
+
+
+def require_one_sequence(features: list[dict], source: str, max_length: int) -> None:
+    """Refuse packed text that does not fill one sequence of ``max_length`` tokens (nothing to learn or measure)."""
+    tokens = sum(len(f["input_ids"]) for f in features)
+    if tokens < max_length:
+        raise ProtegeError(f"{source} is too short: {tokens} tokens, not one sequence of --max-length {max_length}; "
+                           "pass more text or a smaller --max-length")
 
 
 def encode_lines(lines: list[str], tokenizer, *, max_length: int) -> list[dict]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from protege.errors import ProtegeError
+from protege.evaluation.speed import _sync
 
 __all__ = ["compare_generation"]
 
@@ -98,12 +99,10 @@ def _generate(model, tokenizer, prompt, new_tokens: int):
 
 
 def _timed(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     start = time.perf_counter()
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    _sync(device)
     return time.perf_counter() - start
 
 

@@ -17,20 +17,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from protege.utils.io import cache_root
 
 __all__ = ["train_token_counts", "token_lengths", "rare_examples", "tokenizer_fingerprint", "cache_root", "RARE_BELOW"]
 
 RARE_BELOW = 5  # a token seen fewer than 5 times in --train (0: never) makes its example "rare"
 _VERSION = 1  # bump when the counting changes
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where protege caches derived data: ``cache_dir``, ``$PROTEGE_CACHE`` or ``~/.cache/protege``."""
-    return Path(cache_dir or os.environ.get("PROTEGE_CACHE") or Path.home() / ".cache" / "protege").expanduser()
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -13,7 +13,6 @@ leaves nothing behind. Students distilled from it are ordinary folders that
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from protege.errors import ProtegeError
+from protege.utils.io import cache_root, file_sha256
 
 __all__ = ["is_gguf", "gguf_folder", "gguf_cache_root"]
 
@@ -35,16 +35,7 @@ def is_gguf(name) -> bool:
 
 def gguf_cache_root() -> Path:
     """``$PROTEGE_CACHE/gguf`` or ``~/.cache/protege/gguf``: where converted GGUF folders live."""
-    root = os.environ.get("PROTEGE_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "protege") / "gguf"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return cache_root() / "gguf"
 
 
 def _check_file(path: Path) -> None:
@@ -68,7 +59,7 @@ def gguf_folder(path, *, cache_dir=None) -> Path:
     src = Path(path).expanduser()
     _check_file(src)
     check_extra("gguf", "gguf", what=f"reading the GGUF file {src.name}")
-    digest = _sha256(src)
+    digest = file_sha256(src)
     root = Path(cache_dir).expanduser() if cache_dir is not None else gguf_cache_root()
     folder = root / f"{src.stem}-{digest[:16]}"
     marker = folder / "protege_gguf.json"

@@ -56,17 +56,15 @@ _CONVERTED: dict[tuple, str] = {}
 
 
 def _gguf_folder(name: str) -> str:
+    # every loader asks for the folder (config, weights, tokenizer): hash a large file once per process
     path = Path(name).expanduser()
     try:
         stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError:
-        key = None
-    if key is None or key not in _CONVERTED:
-        folder = str(gguf_folder(path))
-        if key is None:
-            return folder
-        _CONVERTED[key] = folder
+        return str(gguf_folder(path))  # raises the one-line "no such GGUF file"
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _CONVERTED:
+        _CONVERTED[key] = str(gguf_folder(path))
     return _CONVERTED[key]
 
 

@@ -117,15 +117,15 @@ def prune_decoder(cfg, mcfg: StructuredConfig, *, callbacks=()) -> dict:
 
 
 def _texts(cfg, tokenizer):
-    from protege.data.text import pack_sequences, read_lines, tokenize_lines
+    from protege.data.text import pack_sequences, read_lines, require_one_sequence, tokenize_lines
 
     def packed(source, split, limit):
         lines = read_lines(source, split=split, text_column=cfg.text_column, max_lines=limit)
-        return lines, pack_sequences(tokenize_lines(lines, tokenizer), tokenizer, max_length=cfg.max_length)
+        features = pack_sequences(tokenize_lines(lines, tokenizer), tokenizer, max_length=cfg.max_length)
+        require_one_sequence(features, str(source), cfg.max_length)
+        return lines, features
 
     lines, features = packed(cfg.train_text, cfg.split, cfg.max_train_examples) if cfg.train_text else ([], [])
-    if cfg.train_text and not features:
-        raise ProtegeError(f"{cfg.train_text}: no tokens after tokenisation; pass more text")
     eval_lines, eval_features = (packed(cfg.eval_text, "validation", cfg.max_eval_examples) if cfg.eval_text else ([], []))
     return lines, features, eval_lines, eval_features
 

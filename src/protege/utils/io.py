@@ -1,19 +1,35 @@
-"""Atomic file writing: a temp file beside the target, fsync'd, then one rename.
+"""Atomic file writing (a temp file beside the target, fsync'd, then one rename), and protege's cache folder.
 
 A reader never sees half a file and a crash never leaves one: either the old content or the new
 is there. Files are written readable by others (0644, or the mode of the file replaced), unlike
-``tempfile``'s private default.
+``tempfile``'s private default. :func:`cache_root` and :func:`file_sha256` are what every cache
+(assets, converted GGUF files, token counts) shares.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "write_text_atomic", "write_json_atomic", "jsonable"]
+__all__ = ["write_atomic", "write_text_atomic", "write_json_atomic", "jsonable", "cache_root", "file_sha256"]
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where protege caches fetched and derived data: ``cache_dir``, ``$PROTEGE_CACHE`` or ``~/.cache/protege``."""
+    return Path(cache_dir or os.environ.get("PROTEGE_CACHE") or Path.home() / ".cache" / "protege").expanduser()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of the file ``path``, read in 4 MiB blocks (large weight files fit no memory budget)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:

@@ -82,14 +82,6 @@ def _features(lines, tokenizer, *, pack: bool, max_length: int) -> list[dict]:
     return encode_lines(lines, tokenizer, max_length=max_length)
 
 
-def _check_one_sequence(features: list[dict], source: str, max_length: int) -> None:
-    """Packed text must fill at least one sequence of ``max_length`` tokens (else nothing is learnt or measured)."""
-    tokens = sum(len(f["input_ids"]) for f in features)
-    if tokens < max_length:
-        raise ProtegeError(f"{source} is too short: {tokens} tokens, not one sequence of --max-length {max_length}; "
-                           "pass more text or a smaller --max-length")
-
-
 def distill_general(cfg, *, callbacks=()) -> dict:
     """Run general distillation for a :class:`~protege.recipes.distill.config.DistillConfig` with ``objective != "task"``.
 
@@ -123,9 +115,11 @@ def _run(cfg, stage, callbacks=()) -> dict:
         raise ProtegeError(f"{source}: no training sequences after tokenisation; pass more text")
     eval_features = _features(eval_lines, tokenizer, pack=pack, max_length=cfg.max_length) if eval_lines else []
     if pack:
-        _check_one_sequence(features, source, cfg.max_length)
+        from protege.data.text import require_one_sequence
+
+        require_one_sequence(features, source, cfg.max_length)
         if eval_features:
-            _check_one_sequence(eval_features, eval_source, cfg.max_length)
+            require_one_sequence(eval_features, eval_source, cfg.max_length)
     eval_features = objective.eval_features(eval_features) if eval_features else []
     objective.prepare(features)
     device = resolve_device(cfg.device)
